@@ -1,0 +1,3 @@
+"""The package version, single-sourced for setuptools and `gptoss-hub --version`."""
+
+__version__ = "0.1.0"

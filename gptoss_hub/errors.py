@@ -1,0 +1,69 @@
+"""One tree of errors for the whole hub.
+
+Every error says what went wrong and what to do next, so a user never has to read a traceback to
+learn which extra to install or which argument to change. Catch `GptOssHubError` to catch them all.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailableError",
+    "ContextLengthError",
+    "GptOssHubError",
+    "HarmonyParseError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "PluginError",
+    "TokenizerError",
+    "ToolError",
+]
+
+
+class GptOssHubError(Exception):
+    """Base class of every error raised by gptoss_hub."""
+
+
+class InvalidRequestError(GptOssHubError, ValueError):
+    """A request the caller can fix: malformed messages, bad sampling values, unknown options."""
+
+
+class ContextLengthError(InvalidRequestError):
+    """The prompt plus the requested tokens do not fit the model's context window."""
+
+
+class ModelNotFoundError(GptOssHubError):
+    """The model argument names nothing that can be loaded (no alias, folder, file or reachable repo)."""
+
+
+class BackendUnavailableError(GptOssHubError):
+    """No backend can run this model here, or the one asked for cannot; the message lists why."""
+
+
+class BackendError(GptOssHubError):
+    """A backend failed while loading or generating."""
+
+
+class PluginError(GptOssHubError):
+    """A plugin failed to import or registered something invalid; the message names the plugin."""
+
+
+class TokenizerError(GptOssHubError):
+    """The o200k_harmony vocabulary could not be found or did not verify."""
+
+
+class ToolError(GptOssHubError):
+    """A tool definition is invalid, or a tool named by the model does not exist."""
+
+
+class HarmonyParseError(GptOssHubError):
+    """The model's output is not valid harmony.
+
+    The reply parsed so far is kept in `partial` (a `Reply`, with `finish_reason="error"`) and the raw
+    completion ids in `token_ids`, so nothing the model produced is lost.
+    """
+
+    def __init__(self, message: str, *, partial: object = None, token_ids: list[int] | None = None):
+        super().__init__(message)
+        self.partial = partial
+        self.token_ids = list(token_ids or [])

@@ -1,0 +1,25 @@
+"""Harmony, owned by the hub: messages to prompt ids, completion ids to replies.
+
+Every backend sees prompts rendered here and every reply is parsed here, so all backends agree.
+"""
+
+from gptoss_hub.harmony.parse import ReplyParser, parse
+from gptoss_hub.harmony.render import (
+    REASONING_EFFORTS,
+    TODAY,
+    build_conversation,
+    render,
+    render_text,
+    stop_token_ids,
+)
+
+__all__ = [
+    "REASONING_EFFORTS",
+    "TODAY",
+    "ReplyParser",
+    "build_conversation",
+    "parse",
+    "render",
+    "render_text",
+    "stop_token_ids",
+]

@@ -1,0 +1,77 @@
+"""What a chat returns: the parsed reply, its tool calls, token counts and timings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FinishReason", "Reply", "Timings", "ToolCall", "Usage"]
+
+FinishReason = Literal["stop", "tool_calls", "length", "error"]
+
+
+class ToolCall(BaseModel):
+    """A function call the model asked for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    #: The parsed arguments; `None` when `raw_arguments` is not a JSON object (see `Reply.error`).
+    arguments: dict[str, Any] | None
+    #: The arguments exactly as the model wrote them.
+    raw_arguments: str
+
+    def to_openai(self) -> dict[str, Any]:
+        """The call as an OpenAI Chat Completions `tool_calls` entry."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.raw_arguments}}
+
+
+class Usage(BaseModel):
+    """Token counts, as OpenAI reports them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Timings(BaseModel):
+    """Wall-clock seconds of one generation."""
+
+    time_to_first_token_s: float | None = None
+    total_s: float = 0.0
+    tokens_per_s: float | None = None
+
+
+class Reply(BaseModel):
+    """One assistant turn, parsed from harmony.
+
+    `content` is the final channel, `reasoning` the analysis channel (chain of thought, not for end
+    users), `tool_calls` the commentary messages addressed to `functions.*`. `message` is an OpenAI-style
+    assistant dict to append to the conversation; `harmony` holds every parsed harmony message and
+    `token_ids` the raw completion ids, so nothing the model produced is lost even when parsing failed.
+    """
+
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    timings: Timings = Field(default_factory=Timings)
+    harmony: list[dict[str, Any]] = Field(default_factory=list)
+    token_ids: list[int] = Field(default_factory=list)
+    #: Set when `finish_reason == "error"` or a tool call's arguments are not valid JSON.
+    error: str | None = None
+    #: Commentary text the model addressed to the user (preambles before tool calls).
+    commentary: str = ""
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The reply as an OpenAI assistant message, ready to append to `messages`."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
+        if self.reasoning:
+            message["thinking"] = self.reasoning
+        if self.tool_calls:
+            message["tool_calls"] = [call.to_openai() for call in self.tool_calls]
+        return message
