@@ -8,7 +8,7 @@ the last event is always `Done`, carrying the same `Reply` that `Model.chat()` r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from gptoss_hub.reply import Reply, ToolCall
 
@@ -82,6 +82,6 @@ class Done:
     type: Literal["done"] = "done"
 
 
-StreamEvent = Union[
-    ReasoningDelta, ContentDelta, CommentaryDelta, ToolCallStarted, ToolCallArgumentsDelta, ToolCallDone, Done
-]
+StreamEvent = (
+    ReasoningDelta | ContentDelta | CommentaryDelta | ToolCallStarted | ToolCallArgumentsDelta | ToolCallDone | Done
+)

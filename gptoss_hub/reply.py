@@ -25,7 +25,11 @@ class ToolCall(BaseModel):
 
     def to_openai(self) -> dict[str, Any]:
         """The call as an OpenAI Chat Completions `tool_calls` entry."""
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.raw_arguments}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.raw_arguments},
+        }
 
 
 class Usage(BaseModel):

@@ -109,7 +109,9 @@ def _from_mapping(tool: Mapping[str, Any]) -> ToolSpec:
         )
     body = tool.get("function", tool)
     if not isinstance(body, Mapping) or "name" not in body:
-        raise ToolError(f"A tool needs a name: expected {{'type': 'function', 'function': {{'name': ...}}}}, got {tool!r}.")
+        raise ToolError(
+            f"A tool needs a name: expected {{'type': 'function', 'function': {{'name': ...}}}}, got {tool!r}."
+        )
     parameters = body.get("parameters") or {"type": "object", "properties": {}}
     return ToolSpec(body["name"], body.get("description") or "", dict(parameters))
 

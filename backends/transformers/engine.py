@@ -1,0 +1,128 @@
+"""The transformers CPU engine: prefill once, then one token per step through the KV cache."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from gptoss_hub.backends.transformers.sampling import next_token
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest
+from gptoss_hub.errors import BackendError, InvalidRequestError
+from gptoss_hub.sources import ModelSpec
+
+__all__ = ["CpuOptions", "TransformersEngine", "load_cpu_engine"]
+
+# The real repos also carry the original (non-HF) weights and Metal files; transformers needs neither.
+_SKIP_FILES = ["original/*", "metal/*"]
+
+
+class CpuOptions(BaseModel):
+    """Options `gh.load(..., backend="transformers/cpu", **options)` accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str | None = None
+    #: "auto" keeps the checkpoint's dtype (fp32 for the tiny ones); "bfloat16" or "float32" force one.
+    dtype: str = "auto"
+    #: Torch intra-op threads; `None` keeps torch's default (all usable cores).
+    threads: int | None = None
+    #: Cap the context below the model's `max_position_embeddings`.
+    max_context: int | None = None
+
+
+def _parse_options(options: dict[str, Any]) -> CpuOptions:
+    try:
+        parsed = CpuOptions(**options)
+    except ValidationError as exc:
+        raise InvalidRequestError(
+            f"Invalid option for transformers/cpu: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}. "
+            f"Accepted: {', '.join(CpuOptions.model_fields)}."
+        ) from exc
+    if parsed.device not in (None, "cpu"):
+        raise InvalidRequestError(f"transformers/cpu runs on device 'cpu', not {parsed.device!r}.")
+    if parsed.dtype not in ("auto", "float32", "bfloat16"):
+        raise InvalidRequestError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {parsed.dtype!r}.")
+    return parsed
+
+
+def load_cpu_engine(spec: ModelSpec, **options: Any) -> TransformersEngine:
+    """Fetch (if needed) and load a gpt-oss checkpoint on the CPU."""
+    parsed = _parse_options(options)
+    import torch
+    from transformers import AutoConfig, GptOssForCausalLM
+
+    folder = spec.local_dir(ignore_patterns=_SKIP_FILES)
+    if parsed.threads:
+        torch.set_num_threads(parsed.threads)
+    config = AutoConfig.from_pretrained(folder)
+    kwargs: dict[str, Any] = {}
+    quantization = None
+    quant = getattr(config, "quantization_config", None)
+    if (
+        quant
+        and (quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)) == "mxfp4"
+    ):
+        from transformers import Mxfp4Config
+
+        # The MXFP4 kernels need a GPU; on the CPU the experts must be dequantized to bf16, which we
+        # ask for explicitly rather than letting transformers decide behind a warning.
+        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+        quantization = "mxfp4 (dequantized to bf16 on the CPU)"
+    dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16}[parsed.dtype]
+    try:
+        model = GptOssForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager", **kwargs)
+    except Exception as exc:
+        raise BackendError(f"transformers could not load {spec.name} from {folder}: {exc}") from exc
+    model.eval()
+    max_context = min(filter(None, (parsed.max_context, config.max_position_embeddings)))
+    return TransformersEngine(
+        model, max_context=max_context, quantization=quantization, threads=torch.get_num_threads()
+    )
+
+
+class TransformersEngine(Engine):
+    """Generates with a loaded `GptOssForCausalLM`, one request at a time."""
+
+    def __init__(self, model: Any, *, max_context: int, quantization: str | None, threads: int):
+        self.model = model
+        self.capabilities = Capabilities(streaming=True, batching=False, max_context=max_context)
+        self.info = EngineInfo(
+            device="cpu",
+            dtype=str(model.dtype).removeprefix("torch."),
+            quantization=quantization,
+            attention="eager",
+            details={"threads": threads, "transformers_class": type(model).__name__},
+        )
+        # One forward pass at a time: the model object is not re-entrant, so concurrent callers queue.
+        self._lock = threading.Lock()
+
+    def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
+        """Prefill the prompt, then decode token by token through the KV cache."""
+        import torch
+
+        if request.json_schema is not None or request.logprobs is not None:
+            raise InvalidRequestError("transformers/cpu supports neither json_schema nor logprobs.")
+        budget = self.check_context(request)
+        stops = set(request.stop_token_ids)
+        generator = torch.Generator().manual_seed(request.seed) if request.seed is not None else None
+        with self._lock, torch.inference_mode():
+            outputs = self.model(input_ids=torch.tensor([request.prompt_ids]), use_cache=True)
+            for produced in range(1, budget + 1):
+                token = next_token(outputs.logits[0, -1], request, generator)
+                if token in stops:
+                    yield GenerationChunk([token], "stop")
+                    return
+                if produced == budget:
+                    yield GenerationChunk([token], "length")
+                    return
+                yield GenerationChunk([token])
+                outputs = self.model(
+                    input_ids=torch.tensor([[token]]), past_key_values=outputs.past_key_values, use_cache=True
+                )
+
+    def close(self) -> None:
+        """Drop the model so its memory can be freed."""
+        self.model = None

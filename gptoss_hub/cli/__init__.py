@@ -1,0 +1,1 @@
+"""The `gptoss-hub` command-line interface."""

@@ -1,0 +1,185 @@
+"""The contract between the hub and a runtime: `Backend` loads, `Engine` turns token ids into token ids.
+
+A backend never sees a chat message. The hub renders harmony, hands the engine a `GenerationRequest`
+of prompt ids, and parses the ids the engine yields back.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gptoss_hub.errors import ContextLengthError
+
+if TYPE_CHECKING:
+    from gptoss_hub.hardware import HardwareReport
+    from gptoss_hub.sources import ModelSpec
+
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "Engine",
+    "EngineInfo",
+    "GenerationChunk",
+    "GenerationRequest",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do; the conformance kit and the server read these, so declare only what works."""
+
+    streaming: bool = True
+    #: Serves several requests at once (continuous batching), rather than one after another.
+    batching: bool = False
+    json_schema: bool = False
+    grammar: bool = False
+    logprobs: bool = False
+    seeded_sampling: bool = True
+    #: Longest prompt plus completion, in tokens; `None` when unknown.
+    max_context: int | None = None
+
+
+class GenerationRequest(BaseModel):
+    """One completion to generate from prompt token ids. Values are validated here, once, for every backend."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_ids: list[int] = Field(min_length=1)
+    #: Most tokens to generate; `None` means up to the end of the context.
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0, le=100.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    #: 0 keeps every token.
+    top_k: int = Field(default=0, ge=0)
+    min_p: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int | None = None
+    #: Generation ends after emitting any of these (the stop id is yielded, and counted).
+    stop_token_ids: list[int] = Field(default_factory=list)
+    #: Constrain the output to this JSON schema (only on engines declaring `json_schema`).
+    json_schema: dict[str, Any] | None = None
+    #: Return this many top logprobs per token (only on engines declaring `logprobs`).
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+
+    @property
+    def greedy(self) -> bool:
+        """Whether sampling reduces to argmax."""
+        return self.temperature == 0.0 or self.top_k == 1
+
+
+@dataclass
+class GenerationChunk:
+    """Ids an engine produced since the last chunk; the last chunk carries `finish_reason`."""
+
+    token_ids: list[int]
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: list[dict[int, float]] | None = None
+
+
+class EngineInfo(BaseModel):
+    """How an engine runs the model, for `Model.info`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device: str
+    dtype: str
+    quantization: str | None = None
+    attention: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Engine(abc.ABC):
+    """Loaded weights that generate token ids from token ids.
+
+    Subclasses implement `generate` (a synchronous iterator) and may override `agenerate` when the
+    runtime is natively asynchronous. The default `agenerate` runs `generate` in a worker thread so an
+    event loop is never blocked.
+    """
+
+    capabilities: Capabilities = Capabilities()
+    info: EngineInfo
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
+        """Yield chunks of generated ids until a stop id, `max_tokens` or the context end."""
+
+    async def agenerate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        """Asynchronous twin of `generate`."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        done = object()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for chunk in self.generate(request):
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                    if stop.is_set():
+                        break
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        worker = threading.Thread(target=produce, name="gptoss-hub-generate", daemon=True)
+        worker.start()
+        try:
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()  # a consumer that leaves early ends the generation at the next chunk
+
+    def check_context(self, request: GenerationRequest) -> int:
+        """Raise `ContextLengthError` if the prompt leaves no room; return how many tokens may be generated."""
+        limit = self.capabilities.max_context
+        if limit is None:
+            return request.max_tokens or 2**31
+        room = limit - len(request.prompt_ids)
+        if room < 1:
+            raise ContextLengthError(
+                f"The prompt has {len(request.prompt_ids)} tokens but the context holds {limit}. "
+                "Shorten the conversation or load the model with a larger context."
+            )
+        return min(room, request.max_tokens) if request.max_tokens else room
+
+    def close(self) -> None:  # noqa: B027 - a no-op default is right for engines holding no resources
+        """Release the runtime's resources. Safe to call twice."""
+
+
+class Backend(abc.ABC):
+    """A way to run gpt-oss: a runtime plus a configuration of it (e.g. `transformers/cpu`).
+
+    Registered by plugins through `gptoss_hub_register_backends`. Importing a backend's module must stay
+    cheap: heavy runtimes are imported inside `load()`.
+    """
+
+    #: Unique name, `family/variant` where a runtime offers several ways (`transformers/cpu`).
+    name: ClassVar[str]
+    #: Higher runs first when several backends can run a model (dispatch policy, DESIGN.md section 6).
+    rank: ClassVar[int] = 0
+    #: One line for `gptoss-hub plan` and `doctor`.
+    description: ClassVar[str] = ""
+
+    @property
+    def family(self) -> str:
+        """The runtime name, the part of `name` before '/'; `backend="transformers"` picks within it."""
+        return self.name.split("/", 1)[0]
+
+    @abc.abstractmethod
+    def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
+        """Reasons this backend cannot run `spec` on this machine; an empty list means it can.
+
+        Each reason is a sentence the user can act on ("pip install 'gptoss-hub[transformers]'").
+        """
+
+    @abc.abstractmethod
+    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
+        """Load the weights and return a ready `Engine`. Unknown options raise `InvalidRequestError`."""

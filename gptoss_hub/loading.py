@@ -1,0 +1,61 @@
+"""`gptoss_hub.load()`: resolve the model, probe the machine, pick a backend, load it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict
+from typing import Any
+
+from gptoss_hub.dispatch import plan
+from gptoss_hub.hardware import probe
+from gptoss_hub.model import Model, ModelInfo
+from gptoss_hub.plugins import backend_registry
+from gptoss_hub.sources import resolve_model
+
+__all__ = ["load"]
+
+_log = logging.getLogger(__name__)
+
+
+def load(
+    model: str | os.PathLike[str] = "tiny",
+    *,
+    backend: str = "auto",
+    device: str | None = None,
+    **options: Any,
+) -> Model:
+    """Load a gpt-oss model on the best backend for this machine.
+
+    `model`: an alias (`"20b"`, `"120b"`, `"tiny"`), a Hugging Face repo id, a local folder, a `.gguf`
+    file or an `http(s)://…/v1` endpoint. `backend`: `"auto"`, a family (`"transformers"`) or a full
+    backend name (`"transformers/cpu"`); `gptoss-hub plan MODEL` shows the choice and every rejection.
+    `device` and `options` are passed to the backend's `load()`; unknown options are an error.
+    """
+    spec = resolve_model(model)
+    report = probe()
+    the_plan = plan(spec, report, backend=backend)
+    chosen = the_plan.require()
+    registry = backend_registry()
+    chosen_backend = registry.get(chosen.backend)
+    reasons = [f"{chosen.backend}: the highest-ranked backend that can run {spec.name} here"]
+    for candidate in the_plan.candidates:
+        if candidate is chosen:
+            break
+        reasons.append(f"{candidate.backend} passed over: {'; '.join(candidate.reasons)}")
+    _log.info("loading %s with %s", spec.name, chosen.backend)
+    engine = chosen_backend.load(spec, report, device=device, **options)
+    info = ModelInfo(
+        model=spec.name,
+        source=spec.source,
+        backend=chosen.backend,
+        plugin=registry.owner(chosen.backend),
+        device=engine.info.device,
+        dtype=engine.info.dtype,
+        quantization=engine.info.quantization,
+        attention=engine.info.attention,
+        capabilities=asdict(engine.capabilities),
+        reasons=reasons,
+        details=dict(engine.info.details),
+    )
+    return Model(engine, spec, info)

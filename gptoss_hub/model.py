@@ -1,0 +1,287 @@
+"""`Model`: the harmony-aware chat, stream and tool loop shared by every backend.
+
+The backend's engine only moves token ids; everything a user sees (rendering, parsing, tool calls,
+usage, timings) happens here, once, so every backend behaves the same.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gptoss_hub.engine import Capabilities, Engine, GenerationChunk, GenerationRequest
+from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.events import Done, StreamEvent
+from gptoss_hub.harmony import TODAY, ReplyParser, render, stop_token_ids
+from gptoss_hub.reply import Reply, Timings, Usage
+from gptoss_hub.sources import ModelSpec
+from gptoss_hub.tools import Toolbox
+
+__all__ = ["Model", "ModelInfo"]
+
+
+class ModelInfo(BaseModel):
+    """How a loaded model runs, and why it runs that way."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    source: str
+    backend: str
+    #: The plugin that provides the backend (entry-point name).
+    plugin: str
+    device: str
+    dtype: str
+    quantization: str | None = None
+    attention: str | None = None
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    #: Why this backend was chosen, and why each higher-ranked one was not.
+    reasons: list[str] = Field(default_factory=list)
+    #: Every fallback taken while loading (empty when the first choice loaded as planned).
+    fallbacks: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def _json_schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON schema inside an OpenAI `response_format`, or `None` for plain text."""
+    if response_format is None or response_format.get("type") == "text":
+        return None
+    if response_format.get("type") == "json_object":
+        return {"type": "object"}
+    if response_format.get("type") == "json_schema":
+        body = response_format.get("json_schema") or {}
+        schema = body.get("schema")
+        if isinstance(schema, dict):
+            return schema
+    raise InvalidRequestError(
+        "response_format must be {'type': 'text'}, {'type': 'json_object'} or "
+        f"{{'type': 'json_schema', 'json_schema': {{'name': ..., 'schema': {{...}}}}}}; got {response_format!r}."
+    )
+
+
+class _Turn:
+    """One assistant turn in flight: feeds engine chunks to the parser and adds usage and timings."""
+
+    def __init__(self, prompt_tokens: int):
+        self.parser = ReplyParser()
+        self.prompt_tokens = prompt_tokens
+        self.started = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.finish_reason: str | None = None
+
+    def feed(self, chunk: GenerationChunk) -> list[StreamEvent]:
+        if chunk.token_ids and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+        events: list[StreamEvent] = []
+        for token_id in chunk.token_ids:
+            events.extend(self.parser.feed(token_id))
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        events = self.parser.finish(self.finish_reason)  # type: ignore[arg-type]
+        done = events[-1]
+        assert isinstance(done, Done)
+        total = time.perf_counter() - self.started
+        completion = len(done.reply.token_ids)
+        reply = done.reply.model_copy(
+            update={
+                "usage": Usage(
+                    prompt_tokens=self.prompt_tokens,
+                    completion_tokens=completion,
+                    total_tokens=self.prompt_tokens + completion,
+                ),
+                "timings": Timings(
+                    time_to_first_token_s=None if self.first_token_at is None else self.first_token_at - self.started,
+                    total_s=total,
+                    tokens_per_s=completion / total if total > 0 and completion else None,
+                ),
+            }
+        )
+        return [*events[:-1], Done(reply)]
+
+
+class Model:
+    """A loaded gpt-oss model: `chat`, `stream`, `achat`, `astream`, `run`. Made by `gptoss_hub.load()`."""
+
+    def __init__(self, engine: Engine, spec: ModelSpec, info: ModelInfo):
+        self._engine = engine
+        self.spec = spec
+        self.info = info
+        #: Temperature used when a call passes none: 1.0 as OpenAI recommends for gpt-oss, 0 (greedy)
+        #: for the tiny reference checkpoints, which are trained to be decoded greedily.
+        self.default_temperature = 0.0 if spec.kind == "reference" else 1.0
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the engine behind this model declares it can do."""
+        return self._engine.capabilities
+
+    def __repr__(self) -> str:
+        return f"<gptoss_hub.Model {self.info.model!r} on {self.info.backend} ({self.info.device}, {self.info.dtype})>"
+
+    # -- building a request -------------------------------------------------------------------------
+
+    def prompt_ids(
+        self,
+        messages: Sequence[Any],
+        *,
+        tools: Sequence[Any] | None = None,
+        builtin_tools: Iterable[str] = (),
+        reasoning_effort: str = "medium",
+        instructions: str | None = None,
+        model_identity: str | None = None,
+        knowledge_cutoff: str | None = "2024-06",
+        current_date: str | _dt.date | None = TODAY,
+    ) -> list[int]:
+        """The prompt ids `chat()` would send for these arguments."""
+        return render(
+            messages,
+            tools=tools,
+            builtin_tools=builtin_tools,
+            reasoning_effort=reasoning_effort,
+            instructions=instructions,
+            model_identity=model_identity,
+            knowledge_cutoff=knowledge_cutoff,
+            current_date=current_date,
+        )
+
+    def _request(
+        self,
+        messages: Sequence[Any],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        min_p: float = 0.0,
+        seed: int | None = None,
+        response_format: dict[str, Any] | None = None,
+        **render_options: Any,
+    ) -> GenerationRequest:
+        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+            raise InvalidRequestError(
+                "messages must be a list of dicts like [{'role': 'user', 'content': 'Hi'}], "
+                f"got {type(messages).__name__}."
+            )
+        schema = _json_schema_of(response_format)
+        if schema is not None and not self.capabilities.json_schema:
+            raise InvalidRequestError(
+                f"Backend {self.info.backend} does not support structured output (response_format). "
+                "Use a backend that declares json_schema (vllm, llamacpp), or drop response_format."
+            )
+        prompt = self.prompt_ids(messages, **render_options)
+        try:
+            return GenerationRequest(
+                prompt_ids=prompt,
+                max_tokens=max_tokens,
+                temperature=self.default_temperature if temperature is None else temperature,
+                top_p=top_p,
+                top_k=top_k,
+                min_p=min_p,
+                seed=seed,
+                stop_token_ids=stop_token_ids(),
+                json_schema=schema,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise InvalidRequestError(f"Invalid generation settings: {problems}.") from exc
+
+    # -- the four ways to chat ----------------------------------------------------------------------
+
+    def stream(self, messages: Sequence[Any], **options: Any) -> Iterator[StreamEvent]:
+        """Chat, yielding typed events as tokens arrive; the last event is `Done(reply)`.
+
+        Takes the same arguments as `chat()`.
+        """
+        request = self._request(messages, **options)
+        turn = _Turn(len(request.prompt_ids))
+        for chunk in self._engine.generate(request):
+            yield from turn.feed(chunk)
+        yield from turn.finish()
+
+    def chat(self, messages: Sequence[Any], **options: Any) -> Reply:
+        """Generate one assistant turn and return it parsed.
+
+        Options: `tools`, `builtin_tools`, `reasoning_effort` ("low" | "medium" | "high"), `instructions`,
+        `model_identity`, `knowledge_cutoff`, `current_date` (default today; `None` omits it),
+        `max_tokens`, `temperature` (0 is greedy; default `default_temperature`), `top_p`, `top_k`, `min_p`, `seed`, `response_format`.
+        """
+        done = None
+        for event in self.stream(messages, **options):
+            done = event
+        assert isinstance(done, Done)
+        return done.reply
+
+    async def astream(self, messages: Sequence[Any], **options: Any) -> AsyncIterator[StreamEvent]:
+        """Asynchronous twin of `stream()`."""
+        request = self._request(messages, **options)
+        turn = _Turn(len(request.prompt_ids))
+        async for chunk in self._engine.agenerate(request):
+            for event in turn.feed(chunk):
+                yield event
+        for event in turn.finish():
+            yield event
+
+    async def achat(self, messages: Sequence[Any], **options: Any) -> Reply:
+        """Asynchronous twin of `chat()`."""
+        done = None
+        async for event in self.astream(messages, **options):
+            done = event
+        assert isinstance(done, Done)
+        return done.reply
+
+    def run(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Callable[..., Any]],
+        *,
+        max_turns: int = 8,
+        on_tool_result: Callable[[str, dict[str, Any] | None, str], None] | None = None,
+        **options: Any,
+    ) -> Reply:
+        """The tool loop: chat, call the Python functions the model asks for, feed results back, repeat.
+
+        Stops at the first reply without tool calls, or after `max_turns` model turns (that reply is
+        returned, with `finish_reason="tool_calls"`). `on_tool_result(name, arguments, result)` is called
+        after each tool runs. The conversation so far is in `reply.harmony` of each turn.
+        """
+        if max_turns < 1:
+            raise InvalidRequestError(f"max_turns must be at least 1, got {max_turns}.")
+        toolbox = Toolbox(tools)
+        history = list(messages)
+        reply: Reply | None = None
+        for _ in range(max_turns):
+            reply = self.chat(history, tools=toolbox.specs, **options)
+            if not reply.tool_calls:
+                return reply
+            history.append(reply.message)
+            for call in reply.tool_calls:
+                result = (
+                    toolbox.call(call.name, call.arguments)
+                    if call.arguments is not None
+                    else json.dumps({"error": f"arguments are not a JSON object: {call.raw_arguments}"})
+                )
+                if on_tool_result is not None:
+                    on_tool_result(call.name, call.arguments, result)
+                history.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result})
+        assert reply is not None
+        return reply
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the backend's resources (processes, GPU memory). Safe to call twice."""
+        self._engine.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

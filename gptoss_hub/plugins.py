@@ -1,0 +1,154 @@
+"""Plugin loading and the backend registry: the one place that calls `pm.hook`.
+
+Plugins load lazily, once, each inside its own error handling: a plugin that fails to import or to
+register is reported by name (`plugin_errors()`, `gptoss-hub doctor`) and never stops the others.
+Set `GPTOSS_HUB_STRICT_PLUGINS=1` to re-raise instead, which is what a plugin author wants.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import pluggy
+
+from gptoss_hub import hookspecs
+from gptoss_hub.engine import Backend
+from gptoss_hub.errors import BackendUnavailableError, PluginError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BackendRegistry",
+    "PluginFailure",
+    "backend_registry",
+    "hookimpl",
+    "plugin_errors",
+]
+
+ENTRY_POINT_GROUP = "gptoss_hub"
+hookimpl = pluggy.HookimplMarker("gptoss_hub")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be used, and why."""
+
+    plugin: str
+    stage: str  # "import" or "register"
+    error: str
+
+
+class BackendRegistry:
+    """The backends plugins registered, validated as they are added."""
+
+    def __init__(self) -> None:
+        self._backends: dict[str, Backend] = {}
+        self._owners: dict[str, str] = {}
+        self._current_plugin = "<direct>"
+
+    def add(self, backend: type[Backend] | Backend) -> None:
+        """Register a `Backend` subclass (or instance). Names must be unique across plugins."""
+        instance = backend() if isinstance(backend, type) else backend
+        if not isinstance(instance, Backend):
+            raise PluginError(
+                f"Plugin {self._current_plugin!r} registered {backend!r}, which is not a gptoss_hub.Backend subclass."
+            )
+        name = getattr(instance, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"Plugin {self._current_plugin!r} registered {type(instance).__name__} without a `name`.")
+        if name in self._backends:
+            raise PluginError(
+                f"Plugin {self._current_plugin!r} registered backend {name!r}, already registered by plugin "
+                f"{self._owners[name]!r}. Backend names must be unique; rename one."
+            )
+        self._backends[name] = instance
+        self._owners[name] = self._current_plugin
+
+    def names(self) -> list[str]:
+        """Registered backend names, highest rank first."""
+        return [b.name for b in self.all()]
+
+    def all(self) -> list[Backend]:
+        """Registered backends, highest rank first (ties by name, so the order is stable)."""
+        return sorted(self._backends.values(), key=lambda b: (-b.rank, b.name))
+
+    def get(self, name: str) -> Backend:
+        """The backend called `name`; raises `BackendUnavailableError` listing the known ones."""
+        try:
+            return self._backends[name]
+        except KeyError:
+            raise BackendUnavailableError(
+                f"No backend named {name!r}. Installed backends: {', '.join(self.names()) or 'none'}. "
+                "Backends come from extras (`pip install 'gptoss-hub[vllm]'`) or plugin packages."
+            ) from None
+
+    def owner(self, name: str) -> str:
+        """The plugin that registered backend `name`."""
+        return self._owners[name]
+
+
+class _Plugins:
+    """The lazily built plugin manager, registry and failures."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.registry: BackendRegistry | None = None
+        self.failures: list[PluginFailure] = []
+
+    def load(self) -> BackendRegistry:
+        with self.lock:
+            if self.registry is None:
+                self.registry = self._build()
+            return self.registry
+
+    def _fail(self, plugin: str, stage: str, exc: BaseException) -> None:
+        if os.environ.get("GPTOSS_HUB_STRICT_PLUGINS", "") not in ("", "0"):
+            raise PluginError(f"Plugin {plugin!r} failed to {stage}: {exc}") from exc
+        self.failures.append(PluginFailure(plugin, stage, f"{type(exc).__name__}: {exc}"))
+        _log.warning("gptoss_hub plugin %r failed to %s and is skipped: %s", plugin, stage, exc)
+
+    def _build(self) -> BackendRegistry:
+        manager = pluggy.PluginManager("gptoss_hub")
+        manager.add_hookspecs(hookspecs)
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if manager.has_plugin(entry_point.name):
+                continue  # the same distribution seen twice on sys.path
+            try:
+                manager.register(entry_point.load(), name=entry_point.name)
+            except Exception as exc:
+                self._fail(entry_point.name, "import", exc)
+        registry = BackendRegistry()
+        # Each implementation is called on its own (not via `pm.hook`, which stops at the first
+        # exception) so one broken plugin cannot hide the backends of the others.
+        for implementation in manager.hook.gptoss_hub_register_backends.get_hookimpls():
+            registry._current_plugin = implementation.plugin_name
+            try:
+                implementation.function(registry=registry)
+            except Exception as exc:
+                self._fail(implementation.plugin_name, "register", exc)
+        registry._current_plugin = "<direct>"
+        return registry
+
+
+_PLUGINS = _Plugins()
+
+
+def backend_registry() -> BackendRegistry:
+    """Every registered backend; plugins are loaded on the first call."""
+    return _PLUGINS.load()
+
+
+def plugin_errors() -> list[PluginFailure]:
+    """Plugins that failed to import or register (after `backend_registry()` has run)."""
+    _PLUGINS.load()
+    return list(_PLUGINS.failures)
+
+
+def _reset_for_tests() -> None:
+    """Forget loaded plugins so the next call loads them again."""
+    global _PLUGINS
+    _PLUGINS = _Plugins()

@@ -1,0 +1,127 @@
+"""What the `model` argument of `gh.load()` names, and getting its files onto the disk.
+
+Resolution is cheap and offline (dispatch needs it before anything is fetched); files are fetched or
+built only when a backend asks for them with `ModelSpec.local_dir()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from gptoss_hub.errors import ModelNotFoundError
+
+__all__ = ["ALIASES", "REFERENCE_ALIASES", "ModelSpec", "resolve_model"]
+
+#: Short names for the released checkpoints.
+ALIASES = {
+    "20b": "openai/gpt-oss-20b",
+    "120b": "openai/gpt-oss-120b",
+    "gpt-oss-20b": "openai/gpt-oss-20b",
+    "gpt-oss-120b": "openai/gpt-oss-120b",
+}
+#: Short names for the tiny reference checkpoints built by `gptoss_hub.testing`.
+REFERENCE_ALIASES = {"tiny": "tiny-harmony", "tiny-harmony": "tiny-harmony", "tiny-random": "tiny-random"}
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+SourceKind = Literal["reference", "local_dir", "gguf_file", "hf_repo", "endpoint"]
+
+
+class ModelSpec(BaseModel):
+    """A resolved model argument: what it is and where its files are (or will be)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: The argument as the user gave it.
+    source: str
+    kind: SourceKind
+    #: A readable name: the repo id, the reference checkpoint name, the folder or file name.
+    name: str
+    path: Path | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    url: str | None = None
+
+    @property
+    def size(self) -> str | None:
+        """`"20b"`, `"120b"` or `"tiny"` when recognisable from the name, for memory estimates."""
+        if self.kind == "reference":
+            return "tiny"
+        match = re.search(r"gpt-oss-(20b|120b)", self.name, re.IGNORECASE)
+        return match.group(1).lower() if match else None
+
+    def local_dir(self, allow_patterns: list[str] | None = None, ignore_patterns: list[str] | None = None) -> Path:
+        """The folder holding the checkpoint, downloading or building it first if needed.
+
+        Hugging Face downloads go through `huggingface_hub` (its progress bars, cache, `HF_TOKEN` and
+        `HF_HUB_OFFLINE` apply). `allow_patterns` / `ignore_patterns` limit which files are fetched.
+        """
+        if self.kind == "reference":
+            from gptoss_hub.testing import checkpoint_path
+
+            return checkpoint_path(self.name)
+        if self.kind == "local_dir" and self.path is not None:
+            return self.path
+        if self.kind == "hf_repo" and self.repo_id is not None:
+            return _download(self.repo_id, self.revision, allow_patterns, ignore_patterns)
+        raise ModelNotFoundError(f"{self.source!r} is a {self.kind}, not a checkpoint folder.")
+
+
+def _download(
+    repo_id: str, revision: str | None, allow_patterns: list[str] | None, ignore_patterns: list[str] | None
+) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id, revision=revision, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns
+            )
+        )
+    except RepositoryNotFoundError as exc:
+        raise ModelNotFoundError(
+            f"Hugging Face has no repository {repo_id!r} (or it is gated and no token is set). "
+            "Check the name, or log in with `hf auth login`."
+        ) from exc
+    except LocalEntryNotFoundError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub could not be reached"
+        raise ModelNotFoundError(
+            f"{repo_id!r} is not in the local Hugging Face cache and {why}. Download it once on a "
+            f"connected machine (`hf download {repo_id}`), or pass a local folder."
+        ) from exc
+
+
+def resolve_model(model: str | os.PathLike[str]) -> ModelSpec:
+    """Say what `model` names, without touching the network or building anything.
+
+    Accepted: an alias (`20b`, `120b`, `tiny`, `tiny-random`), a local checkpoint folder, a `.gguf`
+    file, an `http(s)://…/v1` endpoint, or a Hugging Face repo id (`org/name`, optionally `@revision`).
+    """
+    source = os.fspath(model)
+    text = source.strip()
+    if text.startswith(("http://", "https://")):
+        return ModelSpec(source=source, kind="endpoint", name=text, url=text.rstrip("/"))
+    lowered = text.lower()
+    if lowered in REFERENCE_ALIASES:
+        return ModelSpec(source=source, kind="reference", name=REFERENCE_ALIASES[lowered])
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return ModelSpec(source=source, kind="local_dir", name=path.name, path=path.resolve())
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            return ModelSpec(source=source, kind="gguf_file", name=path.name, path=path.resolve())
+        raise ModelNotFoundError(f"{source!r} is a file but not a .gguf; pass the checkpoint's folder instead.")
+    repo, _, revision = ALIASES.get(lowered, text).partition("@")
+    if _REPO_ID.match(repo) and not text.startswith((".", "/", "~")):
+        return ModelSpec(source=source, kind="hf_repo", name=repo, repo_id=repo, revision=revision or None)
+    raise ModelNotFoundError(
+        f"{source!r} is not a known alias ({', '.join([*ALIASES, *REFERENCE_ALIASES])}), an existing folder "
+        "or .gguf file, a Hugging Face repo id like 'openai/gpt-oss-20b', or an http(s)://…/v1 endpoint."
+    )
