@@ -1,0 +1,80 @@
+from typing import ClassVar
+
+import pytest
+from gptoss_hub.hardware import CpuInfo, probe
+
+import gptoss_hub as gh
+from gptoss_hub.engine import Backend
+from gptoss_hub.errors import BackendUnavailableError
+from gptoss_hub.plugins import BackendRegistry
+
+
+def _backend(backend_name, backend_rank, reasons):
+    class Fake(Backend):
+        name: ClassVar[str] = backend_name
+        rank: ClassVar[int] = backend_rank
+
+        def check(self, report, spec):
+            return list(reasons)
+
+        def load(self, spec, report, **options):
+            raise NotImplementedError
+
+    return Fake
+
+
+def _registry(*backends):
+    registry = BackendRegistry()
+    for backend in backends:
+        registry.add(backend)
+    return registry
+
+
+def test_highest_viable_rank_wins_and_rejections_are_kept():
+    registry = _registry(_backend("a/fast", 50, ["needs a GPU"]), _backend("a/slow", 5, []), _backend("b", 10, []))
+    the_plan = gh.plan("tiny", probe(), registry=registry)
+    assert [c.backend for c in the_plan.candidates] == ["a/fast", "b", "a/slow"]
+    assert the_plan.chosen.backend == "b"
+    assert "needs a GPU" in the_plan.explain()
+    assert gh.plan("tiny", registry=registry, backend="a").chosen.backend == "a/slow"
+    assert gh.plan("tiny", registry=registry, backend="a/slow").chosen.backend == "a/slow"
+
+
+def test_no_viable_backend_raises_with_every_reason():
+    registry = _registry(_backend("x", 1, ["x needs CUDA"]), _backend("y", 0, ["y is not installed"]))
+    with pytest.raises(BackendUnavailableError, match=r"(?s)x needs CUDA.*y is not installed"):
+        gh.plan("tiny", registry=registry).require()
+    with pytest.raises(BackendUnavailableError, match="No backend named 'z'"):
+        gh.plan("tiny", registry=registry, backend="z")
+
+
+def test_transformers_cpu_rejects_models_that_do_not_fit_in_ram():
+    small = probe(cpu_detector=lambda: CpuInfo(cores=4, ram_total_bytes=16 * 1024**3))
+    the_plan = gh.plan("20b", small, backend="transformers")
+    assert the_plan.chosen is None
+    cpu = next(c for c in the_plan.candidates if c.backend == "transformers/cpu")
+    assert "needs about 42 GiB" in cpu.reasons[0]
+    big = probe(cpu_detector=lambda: CpuInfo(cores=4, ram_total_bytes=64 * 1024**3))
+    assert gh.plan("20b", big, backend="transformers").chosen.backend == "transformers/cpu"
+
+
+def test_transformers_gpu_variants_say_why_they_cannot_run():
+    the_plan = gh.plan("tiny", backend="transformers")
+    reasons = {c.backend: c.reasons for c in the_plan.candidates}
+    assert set(reasons) == {
+        "transformers/mxfp4+fa3",
+        "transformers/mxfp4",
+        "transformers/megablocks-bf16",
+        "transformers/bf16",
+        "transformers/cpu",
+    }
+    assert all("not available in this release" in r[-1] for n, r in reasons.items() if n != "transformers/cpu")
+    assert the_plan.chosen.backend == "transformers/cpu"
+
+
+def test_transformers_rejects_gguf_files(tmp_path):
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    the_plan = gh.plan(gguf, backend="transformers/cpu")
+    assert the_plan.chosen is None
+    assert "not a GGUF file" in the_plan.candidates[0].reasons[0]

@@ -1,0 +1,138 @@
+import pytest
+from openai_harmony import (
+    Author,
+    Conversation,
+    DeveloperContent,
+    Message,
+    ReasoningEffort,
+    Role,
+    SystemContent,
+    ToolDescription,
+)
+
+from gptoss_hub.encoding import harmony_encoding
+from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.harmony import render, render_text
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+    },
+}
+
+
+def _reference(messages):
+    return harmony_encoding().render_conversation_for_completion(Conversation.from_messages(messages), Role.ASSISTANT)
+
+
+def test_tool_conversation_matches_openai_harmony():
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "developer", "content": "Use metric units."},
+        {"role": "user", "content": "Weather in Tokyo?"},
+        {
+            "role": "assistant",
+            "thinking": "Need the tool.",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"location":"Tokyo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temperature_c": 20}'},
+    ]
+    ids = render(messages, tools=[WEATHER], reasoning_effort="high", current_date="2025-03-01")
+    expected = _reference(
+        [
+            Message.from_role_and_content(
+                Role.SYSTEM,
+                SystemContent.new()
+                .with_reasoning_effort(ReasoningEffort.HIGH)
+                .with_conversation_start_date("2025-03-01"),
+            ),
+            Message.from_role_and_content(
+                Role.DEVELOPER,
+                DeveloperContent.new()
+                .with_instructions("Be brief.\n\nUse metric units.")
+                .with_function_tools(
+                    [ToolDescription.new("get_weather", "Get the weather", WEATHER["function"]["parameters"])]
+                ),
+            ),
+            Message.from_role_and_content(Role.USER, "Weather in Tokyo?"),
+            Message.from_role_and_content(Role.ASSISTANT, "Need the tool.").with_channel("analysis"),
+            Message.from_role_and_content(Role.ASSISTANT, '{"location":"Tokyo"}')
+            .with_channel("commentary")
+            .with_recipient("functions.get_weather")
+            .with_content_type("<|constrain|>json"),
+            Message.from_author_and_content(Author.new(Role.TOOL, "functions.get_weather"), '{"temperature_c": 20}')
+            .with_channel("commentary")
+            .with_recipient("assistant"),
+        ]
+    )
+    assert ids == expected
+    assert ids == render(messages, tools=[WEATHER], reasoning_effort="high", current_date="2025-03-01")
+
+
+def test_dict_arguments_are_json_dumped_and_strings_kept_verbatim():
+    def call(arguments):
+        return [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": [{"id": "a", "function": {"name": "f", "arguments": arguments}}]},
+        ]
+
+    assert '{"location": "Paris"}' in render_text(call({"location": "Paris"}), current_date=None)
+    assert '{ "location" :"Paris" }' in render_text(call('{ "location" :"Paris" }'), current_date=None)
+
+
+def test_tool_name_comes_from_name_then_call_id_then_latest_call():
+    base = [
+        {"role": "user", "content": "x"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "a", "function": {"name": "first", "arguments": "{}"}},
+                {"id": "b", "function": {"name": "second", "arguments": "{}"}},
+            ],
+        },
+    ]
+    assert "<|start|>functions.named to=assistant" in render_text(
+        [*base, {"role": "tool", "name": "named", "content": "1"}]
+    )
+    assert "<|start|>functions.first to=assistant" in render_text(
+        [*base, {"role": "tool", "tool_call_id": "a", "content": "1"}]
+    )
+    assert "<|start|>functions.second to=assistant" in render_text([*base, {"role": "tool", "content": "1"}])
+
+
+def test_system_message_options():
+    text = render_text(
+        [{"role": "user", "content": "hi"}],
+        reasoning_effort="low",
+        model_identity="You are Tester.",
+        current_date=None,
+        builtin_tools=["python"],
+    )
+    assert text.startswith("<|start|>system<|message|>You are Tester.\nKnowledge cutoff: 2024-06\n\nReasoning: low")
+    assert "Current date" not in text and "## python" in text
+    assert text.endswith("<|start|>user<|message|>hi<|end|><|start|>assistant")
+
+
+@pytest.mark.parametrize(
+    ("messages", "options", "match"),
+    [
+        ([{"role": "user", "content": "hi"}], {"reasoning_effort": "max"}, "reasoning_effort"),
+        ([{"role": "robot", "content": "hi"}], {}, "role"),
+        ([{"role": "user", "content": [{"type": "image_url"}]}], {}, "text"),
+        ([{"role": "user", "content": "x"}, {"role": "tool", "content": "1"}], {}, "name"),
+        (["hello"], {}, "dict"),
+    ],
+)
+def test_bad_input_is_a_typed_error(messages, options, match):
+    with pytest.raises(InvalidRequestError, match=match):
+        render(messages, **options)

@@ -1,0 +1,134 @@
+"""The shared Model API over engines with no runtime behind them (the echo plugin, a scripted engine)."""
+
+import asyncio
+import json
+
+import pytest
+
+from gptoss_hub.encoding import harmony_encoding
+from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk
+from gptoss_hub.errors import ContextLengthError, InvalidRequestError
+from gptoss_hub.events import ContentDelta, Done, ReasoningDelta
+from gptoss_hub.model import Model, ModelInfo
+from gptoss_hub.sources import resolve_model
+
+HELLO = [{"role": "user", "content": "Hello there"}]
+
+
+def test_chat_reply_usage_and_info(echo_model):
+    reply = echo_model.chat(HELLO)
+    assert (reply.content, reply.finish_reason) == ("Hello there", "stop")
+    assert reply.reasoning == "The user said something; repeat it."
+    assert reply.usage.prompt_tokens == len(echo_model.prompt_ids(HELLO))
+    assert reply.usage.completion_tokens == len(reply.token_ids) and reply.token_ids[-1] == 200002
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    assert reply.timings.total_s > 0
+    assert echo_model.info.backend == "echo" and echo_model.info.plugin == "echo"
+
+
+def test_stream_concatenates_to_chat(echo_model):
+    events = list(echo_model.stream(HELLO))
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == done.reply.content == "Hello there"
+    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == done.reply.reasoning
+    assert done.reply.token_ids == echo_model.chat(HELLO).token_ids
+
+
+def test_async_twins_match(echo_model):
+    async def both():
+        events = [e async for e in echo_model.astream(HELLO)]
+        return events, await echo_model.achat(HELLO)
+
+    events, reply = asyncio.run(both())
+    assert events[-1].reply.content == reply.content == "Hello there"
+
+
+def test_max_tokens_gives_length(echo_model):
+    reply = echo_model.chat(HELLO, max_tokens=3)
+    assert reply.finish_reason == "length" and len(reply.token_ids) == 3 == reply.usage.completion_tokens
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"temperature": -1}, {"top_p": 0}, {"top_k": -2}, {"max_tokens": 0}, {"min_p": 2}, {"reasoning_effort": "x"}],
+)
+def test_invalid_sampling_is_a_typed_error(echo_model, options):
+    with pytest.raises(InvalidRequestError):
+        echo_model.chat(HELLO, **options)
+
+
+def test_unsupported_response_format_and_bad_messages(echo_model):
+    with pytest.raises(InvalidRequestError, match="structured output"):
+        echo_model.chat(HELLO, response_format={"type": "json_object"})
+    with pytest.raises(InvalidRequestError, match="list of dicts"):
+        echo_model.chat("Hello")
+
+
+def test_context_overflow_is_a_typed_error(echo_model):
+    with pytest.raises(ContextLengthError, match="context holds 8192"):
+        echo_model.chat([{"role": "user", "content": "word " * 9000}])
+
+
+class ScriptedEngine(Engine):
+    """Replies with scripted harmony completions in turn and records the prompts it saw."""
+
+    capabilities = Capabilities(max_context=100_000)
+    info = EngineInfo(device="cpu", dtype="none")
+
+    def __init__(self, completions):
+        self.completions = [harmony_encoding().encode(c, allowed_special="all") for c in completions]
+        self.prompts = []
+
+    def generate(self, request):
+        self.prompts.append(request.prompt_ids)
+        ids = self.completions[len(self.prompts) - 1]
+        yield GenerationChunk(ids, "stop")
+
+
+def _scripted_model(*completions):
+    engine = ScriptedEngine(completions)
+    info = ModelInfo(model="scripted", source="scripted", backend="scripted", plugin="test", device="cpu", dtype="none")
+    return Model(engine, resolve_model("tiny"), info), engine
+
+
+def test_run_calls_tools_and_feeds_results_back():
+    model, engine = _scripted_model(
+        '<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{"location": "Oslo"}<|call|>',
+        "<|channel|>final<|message|>Cold in Oslo.<|return|>",
+    )
+    seen = []
+
+    def get_weather(location: str) -> dict:
+        """Weather."""
+        return {"location": location, "temperature_c": -3}
+
+    reply = model.run(
+        [{"role": "user", "content": "Weather in Oslo?"}], [get_weather], on_tool_result=lambda *a: seen.append(a)
+    )
+    assert reply.content == "Cold in Oslo." and reply.finish_reason == "stop"
+    assert seen == [("get_weather", {"location": "Oslo"}, json.dumps(get_weather("Oslo")))]
+    second_prompt = harmony_encoding().decode(engine.prompts[1])
+    assert (
+        '<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{"location": "Oslo", "temperature_c": -3}'
+        in second_prompt
+    )
+    # The replayed call is byte-identical to what the model generated.
+    assert (
+        engine.completions[0][:-1]
+        == engine.prompts[1][len(engine.prompts[0]) : len(engine.prompts[0]) + len(engine.completions[0]) - 1]
+    )
+
+
+def test_run_stops_after_max_turns():
+    call = "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>"
+    model, engine = _scripted_model(call, call, call)
+
+    def f() -> str:
+        """F."""
+        return "again"
+
+    reply = model.run([{"role": "user", "content": "loop"}], [f], max_turns=2)
+    assert reply.finish_reason == "tool_calls" and len(engine.prompts) == 2
+    with pytest.raises(InvalidRequestError):
+        model.run([{"role": "user", "content": "loop"}], [f], max_turns=0)
