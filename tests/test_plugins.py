@@ -71,7 +71,7 @@ def test_strict_mode_re_raises(fresh_plugins, monkeypatch):
 
 def test_registry_validates_what_plugins_add():
     registry = plugins.BackendRegistry()
-    with pytest.raises(PluginError, match="not a gptoss_hub.Backend"):
+    with pytest.raises(PluginError, match=r"not a gptoss_hub\.Backend"):
         registry.add(object)
 
     class Nameless(Backend):

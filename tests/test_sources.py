@@ -20,7 +20,7 @@ def test_aliases_and_forms(tmp_path):
 
 def test_unresolvable_models_are_typed_errors(tmp_path):
     (tmp_path / "weights.bin").write_bytes(b"")
-    with pytest.raises(ModelNotFoundError, match="not a .gguf"):
+    with pytest.raises(ModelNotFoundError, match=r"not a \.gguf"):
         resolve_model(tmp_path / "weights.bin")
     with pytest.raises(ModelNotFoundError, match="alias"):
         resolve_model("./no/such/folder")
