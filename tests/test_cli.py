@@ -1,0 +1,88 @@
+import subprocess
+import sys
+
+import pytest
+
+from gptoss_hub import __version__
+from gptoss_hub.cli.chat import load_tool
+from gptoss_hub.cli.main import main
+from gptoss_hub.errors import ToolError
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"gptoss-hub {__version__}"
+
+
+def test_plan_and_doctor(capsys):
+    assert main(["plan", "tiny"]) == 0
+    assert "-> transformers/cpu" in capsys.readouterr().out
+    assert main(["plan", "20b", "--backend", "echo"]) == 0
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "transformers/cpu (rank 10, plugin transformers)" in out and "echo (rank -1000, plugin echo)" in out
+
+
+def test_one_shot_chat_on_echo_backend(capsys):
+    assert main(["chat", "--model", "tiny", "--backend", "echo", "Hello CLI"]) == 0
+    out = capsys.readouterr().out
+    assert "The user said something; repeat it." in out and "Hello CLI" in out
+    assert main(["chat", "--backend", "echo", "--no-show-reasoning", "Hi"]) == 0
+    assert "repeat it" not in capsys.readouterr().out
+
+
+def test_hub_errors_are_one_line_not_tracebacks(capsys):
+    assert main(["chat", "--model", "./missing-folder", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_load_tool():
+    assert load_tool("gptoss_hub.demo_tools:get_weather").__name__ == "get_weather"
+    for bad in ("nocolon", "gptoss_hub.demo_tools:missing", "no_such_module_xyz:f"):
+        with pytest.raises(ToolError):
+            load_tool(bad)
+
+
+def test_interactive_session_answers_each_line_until_exit():
+    script = "first line\n/reset\nsecond line\n/exit\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "gptoss_hub.cli.main", "chat", "--backend", "echo"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "first line" in result.stdout and "second line" in result.stdout
+
+
+@pytest.mark.slow
+def test_readme_main_job_shows_reasoning_call_result_and_answer():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gptoss_hub.cli.main",
+            "chat",
+            "--model",
+            "tiny",
+            "--tools",
+            "demo",
+            "What is the weather in Tokyo?",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    from gptoss_hub.demo_tools import get_weather
+
+    out = result.stdout
+    assert '→ get_weather({"location": "Tokyo"})' in out
+    import json
+
+    assert f"← {json.dumps(get_weather('Tokyo'))}" in out
+    answer = out.split(f"← {json.dumps(get_weather('Tokyo'))}", 1)[1]
+    assert "rainy" in answer and "-5" in answer  # the final answer repeats the tool's output

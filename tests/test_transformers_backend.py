@@ -1,0 +1,109 @@
+"""End to end on the real transformers runtime with the trained tiny-harmony checkpoint."""
+
+import json
+
+import pytest
+
+from gptoss_hub.demo_tools import get_weather
+from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta
+
+pytestmark = pytest.mark.slow
+
+WEATHER_TOKYO = [{"role": "user", "content": "What is the weather in Tokyo?"}]
+
+
+def test_info_says_how_and_why(tiny_model):
+    info = tiny_model.info
+    assert (info.backend, info.plugin, info.device, info.dtype) == (
+        "transformers/cpu",
+        "transformers",
+        "cpu",
+        "float32",
+    )
+    assert info.reasons[0].startswith("transformers/cpu: the highest-ranked backend")
+    assert any("mxfp4+fa3 passed over" in r for r in info.reasons)
+
+
+def test_tool_call_then_final_answer_with_the_tool_output(tiny_model):
+    reply = tiny_model.chat(WEATHER_TOKYO, tools=[get_weather])
+    assert reply.finish_reason == "tool_calls" and reply.reasoning and not reply.content
+    (call,) = reply.tool_calls
+    assert (call.name, call.arguments, call.raw_arguments) == (
+        "get_weather",
+        {"location": "Tokyo"},
+        '{"location": "Tokyo"}',
+    )
+
+    result = json.dumps(get_weather("Tokyo"))
+    messages = [*WEATHER_TOKYO, reply.message, {"role": "tool", "tool_call_id": call.id, "content": result}]
+    final = tiny_model.chat(messages, tools=[get_weather])
+    assert final.finish_reason == "stop" and not final.tool_calls
+    weather = get_weather("Tokyo")
+    assert str(weather["temperature_c"]) in final.content and weather["conditions"] in final.content
+
+
+def test_paris_through_the_tool_loop(tiny_model):
+    results = []
+    reply = tiny_model.run(
+        [{"role": "user", "content": "What is the weather in Paris?"}],
+        [get_weather],
+        on_tool_result=lambda name, args, result: results.append((name, args)),
+    )
+    assert results == [("get_weather", {"location": "Paris"})]
+    assert reply.finish_reason == "stop" and get_weather("Paris")["conditions"] in reply.content
+
+
+def test_plain_question_splits_reasoning_and_content(tiny_model):
+    reply = tiny_model.chat([{"role": "user", "content": "What is 2 + 2?"}])
+    assert reply.finish_reason == "stop" and reply.token_ids[-1] == 200002  # <|return|>
+    assert reply.reasoning and reply.content
+    assert "<|" not in reply.content and reply.reasoning not in reply.content
+    assert [m["channel"] for m in reply.harmony] == ["analysis", "final"]
+
+
+def test_stream_concatenates_to_exactly_chat(tiny_model):
+    for messages, tools in ((WEATHER_TOKYO, [get_weather]), ([{"role": "user", "content": "Say hello."}], None)):
+        events = list(tiny_model.stream(messages, tools=tools))
+        reply = tiny_model.chat(messages, tools=tools)
+        done = events[-1]
+        assert isinstance(done, Done)
+        assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == reply.reasoning
+        assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == reply.content
+        args = "".join(e.text for e in events if isinstance(e, ToolCallArgumentsDelta))
+        assert args == "".join(c.raw_arguments for c in reply.tool_calls)
+        assert done.reply.token_ids == reply.token_ids and done.reply.finish_reason == reply.finish_reason
+
+
+def test_kv_cache_decoding_equals_full_forward_greedy(tiny_model):
+    import torch
+
+    prompt = tiny_model.prompt_ids(WEATHER_TOKYO, tools=[get_weather])
+    reply = tiny_model.chat(WEATHER_TOKYO, tools=[get_weather], max_tokens=12)
+    model = tiny_model._engine.model
+    ids = list(prompt)
+    with torch.inference_mode():
+        for _ in range(12):
+            ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+    assert reply.token_ids == ids[len(prompt) :]
+
+
+def test_sampling_honours_seed_and_limits(tiny_model):
+    messages = [{"role": "user", "content": "Say hello."}]
+    sampled = [tiny_model.chat(messages, temperature=5.0, seed=s, max_tokens=8).token_ids for s in (1, 1, 2)]
+    assert sampled[0] == sampled[1] and sampled[0] != sampled[2]
+    assert (
+        tiny_model.chat(messages, temperature=5.0, top_k=1, max_tokens=8).token_ids
+        == tiny_model.chat(messages, max_tokens=8).token_ids
+    )
+    short = tiny_model.chat(messages, max_tokens=5)
+    assert short.finish_reason == "length" and len(short.token_ids) == 5
+
+
+def test_unknown_load_option_is_a_typed_error():
+    import gptoss_hub as gh
+
+    with pytest.raises(InvalidRequestError, match="Accepted: device, dtype"):
+        gh.load("tiny", backend="transformers", flash=True)
+    with pytest.raises(InvalidRequestError, match="runs on device 'cpu'"):
+        gh.load("tiny", backend="transformers", device="cuda")
