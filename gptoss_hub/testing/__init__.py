@@ -1,0 +1,25 @@
+"""Tiny gpt-oss reference checkpoints: test every runtime end to end without the real weights.
+
+- `checkpoint_path("tiny-random")`: the tiny gpt-oss shape with seeded random weights.
+- `checkpoint_path("tiny-harmony")`: the same shape trained on a synthetic harmony corpus (answers,
+  a `get_weather` tool call, a final answer after the tool's result) until greedy decoding reproduces it.
+- `corpus_examples()`: that corpus, as requests and exact completion ids, for tests and backends.
+
+Checkpoints are built on first use (tens of seconds on a laptop CPU) and cached under
+`<cache>/checkpoints/`; `python -m gptoss_hub.testing build` builds them ahead of time. Importing this
+package does not import torch or transformers.
+"""
+
+from __future__ import annotations
+
+from gptoss_hub.testing.checkpoints import CHECKPOINT_NAMES, CHECKPOINT_VERSION, checkpoint_path
+from gptoss_hub.testing.corpus import CorpusExample, corpus_examples, demo_examples
+
+__all__ = [
+    "CHECKPOINT_NAMES",
+    "CHECKPOINT_VERSION",
+    "CorpusExample",
+    "checkpoint_path",
+    "corpus_examples",
+    "demo_examples",
+]
