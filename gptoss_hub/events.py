@@ -13,7 +13,6 @@ from typing import Literal
 from gptoss_hub.reply import Reply, ToolCall
 
 __all__ = [
-    "CommentaryDelta",
     "ContentDelta",
     "Done",
     "ReasoningDelta",
@@ -34,18 +33,10 @@ class ReasoningDelta:
 
 @dataclass(frozen=True)
 class ContentDelta:
-    """More text on the final channel."""
+    """More text for the user: the final channel, or a commentary preamble."""
 
     text: str
     type: Literal["content.delta"] = "content.delta"
-
-
-@dataclass(frozen=True)
-class CommentaryDelta:
-    """More user-visible commentary text (a preamble, not addressed to a tool)."""
-
-    text: str
-    type: Literal["commentary.delta"] = "commentary.delta"
 
 
 @dataclass(frozen=True)
@@ -82,6 +73,4 @@ class Done:
     type: Literal["done"] = "done"
 
 
-StreamEvent = (
-    ReasoningDelta | ContentDelta | CommentaryDelta | ToolCallStarted | ToolCallArgumentsDelta | ToolCallDone | Done
-)
+StreamEvent = ReasoningDelta | ContentDelta | ToolCallStarted | ToolCallArgumentsDelta | ToolCallDone | Done

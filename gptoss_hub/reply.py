@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FinishReason", "Reply", "Timings", "ToolCall", "Usage"]
+__all__ = ["FinishReason", "Reply", "ReplyError", "Timings", "ToolCall", "Usage"]
 
 FinishReason = Literal["stop", "tool_calls", "length", "error"]
 
@@ -22,6 +22,8 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any] | None
     #: The arguments exactly as the model wrote them.
     raw_arguments: str
+    #: Why `arguments` is `None`: the raw arguments are not a JSON object.
+    error: str | None = None
 
     def to_openai(self) -> dict[str, Any]:
         """The call as an OpenAI Chat Completions `tool_calls` entry."""
@@ -30,6 +32,24 @@ class ToolCall(BaseModel):
             "type": "function",
             "function": {"name": self.name, "arguments": self.raw_arguments},
         }
+
+
+class ReplyError(BaseModel):
+    """What was wrong with the model's output, classified, with the raw completion text.
+
+    Codes: `unexpected_token` (a token the harmony grammar does not allow there), `malformed_header`
+    (a header with no `<|message|>`), `truncated` (the output stopped inside a message without hitting
+    `max_tokens`), `invalid_tool_arguments` (a call's arguments are not a JSON object).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+    #: Index in `Reply.token_ids` of the token where the problem was found.
+    token_index: int | None = None
+    #: The whole completion decoded, special tokens spelled out.
+    raw_text: str = ""
 
 
 class Usage(BaseModel):
@@ -51,8 +71,9 @@ class Timings(BaseModel):
 class Reply(BaseModel):
     """One assistant turn, parsed from harmony.
 
-    `content` is the final channel, `reasoning` the analysis channel (chain of thought, not for end
-    users), `tool_calls` the commentary messages addressed to `functions.*`. `message` is an OpenAI-style
+    `content` is the final channel plus any commentary preamble (text the model says to the user before
+    a tool call), `reasoning` the analysis channel (chain of thought, not for end users), `tool_calls` the
+    commentary messages addressed to `functions.*`. `message` is an OpenAI-style
     assistant dict to append to the conversation; `harmony` holds every parsed harmony message and
     `token_ids` the raw completion ids, so nothing the model produced is lost even when parsing failed.
     """
@@ -65,10 +86,9 @@ class Reply(BaseModel):
     timings: Timings = Field(default_factory=Timings)
     harmony: list[dict[str, Any]] = Field(default_factory=list)
     token_ids: list[int] = Field(default_factory=list)
-    #: Set when `finish_reason == "error"` or a tool call's arguments are not valid JSON.
-    error: str | None = None
-    #: Commentary text the model addressed to the user (preambles before tool calls).
-    commentary: str = ""
+    #: Set when the output broke the harmony grammar (`finish_reason == "error"`), stopped mid-message,
+    #: or a tool call's arguments are not a JSON object; everything parseable is still in the fields above.
+    error: ReplyError | None = None
 
     @property
     def message(self) -> dict[str, Any]:

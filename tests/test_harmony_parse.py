@@ -1,3 +1,5 @@
+import pytest
+
 from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta, ToolCallDone, ToolCallStarted
 from gptoss_hub.harmony import ReplyParser, parse
@@ -59,18 +61,97 @@ def test_malformed_output_keeps_what_was_parsed_and_the_raw_ids():
     broken = _ids("<|message|><|call|>")  # a message marker where a header must start
     reply = parse(good + broken)
     assert reply.finish_reason == "error"
-    assert reply.content == "Partial answer"
+    assert reply.content == "Partial answer" and [m["channel"] for m in reply.harmony] == ["final"]
     assert reply.token_ids == good + broken
-    assert reply.error and "invalid harmony" in reply.error
+    assert reply.error.code == "unexpected_token" and reply.error.token_index == len(good)
+    assert reply.error.raw_text == "<|channel|>final<|message|>Partial answer<|end|><|message|><|call|>"
+
+
+def test_parsing_resumes_at_the_next_start_after_damage():
+    reply = parse(
+        _ids(
+            "<|channel|>analysis<|message|>Think.<|end|>garbage here<|start|>assistant"
+            "<|channel|>final<|message|>Still here.<|return|>"
+        )
+    )
+    assert (reply.reasoning, reply.content) == ("Think.", "Still here.")
+    assert reply.finish_reason == "error" and reply.error.code == "unexpected_token"
+    assert [m["channel"] for m in reply.harmony] == ["analysis", "final"]
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        # a stray terminator where a new message should start
+        "<|channel|>analysis<|message|>Think.<|end|><|end|><|start|>assistant<|channel|>final<|message|>Done.<|return|>",
+        "<|channel|>analysis<|message|>Think.<|end|><|return|><|start|>assistant<|channel|>final<|message|>Done.<|return|>",
+        # the next message starts with <|channel|>, its <|start|>assistant left out
+        "<|channel|>analysis<|message|>Think.<|end|><|channel|>final<|message|>Done.<|return|>",
+    ],
+)
+def test_tolerated_slips_parse_cleanly(completion):
+    reply = parse(_ids(completion))
+    assert (reply.reasoning, reply.content, reply.finish_reason, reply.error) == ("Think.", "Done.", "stop", None)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "<|channel|>commentary to=functions.get_weather <|constrain|>json",
+        "<|channel|>commentary to=functions.get_weather<|constrain|>json",
+        " to=functions.get_weather<|channel|>commentary <|constrain|>json",
+        " to=functions.get_weather<|channel|>commentary",
+    ],
+)
+def test_recipient_and_constrain_in_any_position(header):
+    reply = parse(_ids(header + '<|message|>{"location": "Oslo"}<|call|>'))
+    assert reply.finish_reason == "tool_calls" and reply.error is None
+    assert [(c.name, c.arguments) for c in reply.tool_calls] == [("get_weather", {"location": "Oslo"})]
+
+
+def test_commentary_preamble_is_shown_as_content():
+    reply = parse(
+        _ids(
+            "<|channel|>commentary<|message|>Let me check.<|end|><|start|>assistant<|channel|>commentary "
+            "to=functions.f <|constrain|>json<|message|>{}<|call|>"
+        )
+    )
+    assert reply.content == "Let me check." and reply.tool_calls[0].name == "f"
+    assert reply.message["content"] == "Let me check."
+
+
+def test_header_without_message_marker_is_reported():
+    reply = parse(_ids("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final Done<|return|>"))
+    assert reply.reasoning == "Think." and reply.finish_reason == "error"
+    assert reply.error.code == "malformed_header" and "final Done" in reply.error.raw_text
+
+
+def test_multibyte_characters_split_across_tokens():
+    text = "héllo 日本語 🎉 👩‍👩‍👧"
+    ids = _ids(f"<|channel|>final<|message|>{text}<|return|>")
+    parser = ReplyParser()
+    deltas = [e.text for token in ids for e in parser.feed(token) if isinstance(e, ContentDelta)]
+    assert "".join(deltas) == text and all("\ufffd" not in d for d in deltas)
+    assert parser.finish()[-1].reply.content == text
+
+
+def test_stream_that_stops_mid_message_is_truncated():
+    reply = parse(_ids("<|channel|>final<|message|>Once upon"), finish_reason="stop")
+    assert reply.content == "Once upon" and reply.error.code == "truncated"
 
 
 def test_bad_tool_arguments_are_kept_raw_with_an_error():
     reply = parse(_ids('<|channel|>commentary to=functions.f <|constrain|>json<|message|>{"a": <|call|>'))
     (call,) = reply.tool_calls
-    assert call.arguments is None and call.raw_arguments == '{"a": '
-    assert "not a JSON object" in reply.error
+    assert call.arguments is None and call.raw_arguments == '{"a": ' and "not valid JSON" in call.error
+    assert reply.finish_reason == "tool_calls" and reply.error.code == "invalid_tool_arguments"
+    assert (
+        parse(_ids("<|channel|>commentary to=functions.f <|constrain|>json<|message|>[1]<|call|>")).tool_calls[0].error
+        == "arguments must be a JSON object, got list"
+    )
 
 
 def test_cut_off_reply_has_length_finish():
     reply = parse(_ids("<|channel|>final<|message|>Once upon"))
-    assert reply.finish_reason == "length" and reply.content == "Once upon"
+    assert reply.finish_reason == "length" and reply.content == "Once upon" and reply.error is None
+    assert reply.harmony[0]["content"][0]["text"] == "Once upon"

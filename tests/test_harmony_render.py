@@ -136,3 +136,60 @@ def test_system_message_options():
 def test_bad_input_is_a_typed_error(messages, options, match):
     with pytest.raises(InvalidRequestError, match=match):
         render(messages, **options)
+
+
+def _call(call_id, city):
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": f'{{"location": "{city}"}}'},
+    }
+
+
+TWO_TURNS_MID_CHAIN = [
+    {"role": "user", "content": "Weather in Tokyo?"},
+    {"role": "assistant", "thinking": "TURN-ONE-CALL", "tool_calls": [_call("a", "Tokyo")]},
+    {"role": "tool", "tool_call_id": "a", "content": "rainy"},
+    {"role": "assistant", "thinking": "TURN-ONE-FINAL", "content": "Rainy in Tokyo."},
+    {"role": "user", "content": "And Paris?"},
+    {"role": "assistant", "thinking": "TURN-TWO-CALL", "tool_calls": [_call("b", "Paris")]},
+    {"role": "tool", "tool_call_id": "b", "content": "snowy"},
+]
+
+
+def test_completed_turns_lose_their_reasoning_the_unfinished_turn_keeps_it():
+    text = render_text(TWO_TURNS_MID_CHAIN, tools=[WEATHER], current_date=None)
+    assert "TURN-ONE" not in text
+    assert "TURN-TWO-CALL" in text
+    assert "Rainy in Tokyo." in text and '{"location": "Tokyo"}' in text  # only the reasoning goes
+
+
+def test_openai_harmony_alone_would_keep_completed_reasoning_mid_chain():
+    # Why the hub applies its own rule: harmony's auto_drop_analysis keeps turn one's reasoning here.
+    from gptoss_hub.harmony import build_conversation
+
+    conversation = build_conversation(TWO_TURNS_MID_CHAIN, tools=[WEATHER], current_date=None, keep_reasoning=True)
+    harmony_text = harmony_encoding().decode(
+        harmony_encoding().render_conversation_for_completion(conversation, Role.ASSISTANT)
+    )
+    assert "TURN-ONE-CALL" in harmony_text
+
+
+def test_keep_reasoning_keeps_every_analysis_message():
+    text = render_text(TWO_TURNS_MID_CHAIN, tools=[WEATHER], current_date=None, keep_reasoning=True)
+    assert all(marker in text for marker in ("TURN-ONE-CALL", "TURN-ONE-FINAL", "TURN-TWO-CALL"))
+
+
+def test_content_beside_tool_calls_is_a_commentary_preamble():
+    text = render_text(
+        [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": "Let me check.", "tool_calls": [_call("a", "Oslo")]},
+        ],
+        current_date=None,
+    )
+    assert text.endswith(
+        "<|start|>assistant<|channel|>commentary<|message|>Let me check.<|end|>"
+        "<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json"
+        '<|message|>{"location": "Oslo"}<|call|><|start|>assistant'
+    )

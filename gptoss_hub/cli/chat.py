@@ -17,7 +17,6 @@ from rich.console import Console
 from gptoss_hub.demo_tools import DEMO_TOOLS
 from gptoss_hub.errors import GptOssHubError, ToolError
 from gptoss_hub.events import (
-    CommentaryDelta,
     ContentDelta,
     Done,
     ReasoningDelta,
@@ -96,7 +95,7 @@ class _Printer:
     def event(self, event: Any) -> None:
         if isinstance(event, ReasoningDelta) and self.show_reasoning:
             self.write(event.text, "reasoning", "dim italic")
-        elif isinstance(event, (ContentDelta, CommentaryDelta)):
+        elif isinstance(event, ContentDelta):
             self.write(event.text, "content")
         elif isinstance(event, ToolCallStarted):
             self._enter("tool")
@@ -117,7 +116,8 @@ class _Printer:
         if reply.finish_reason == "length":
             self.console.print("[stopped: max tokens reached]", style="yellow", markup=False)
         elif reply.finish_reason == "error":
-            self.console.print(f"[model output was not valid harmony: {reply.error}]", style="red", markup=False)
+            message = reply.error.message if reply.error else "unknown"
+            self.console.print(f"[model output was not valid harmony: {message}]", style="red", markup=False)
 
 
 def _answer(

@@ -1,12 +1,21 @@
-"""Completion token ids in, typed events and a `Reply` out.
+"""Completion token ids in, typed events and a `Reply` out, without ever losing a reply.
 
 Token-level parsing is `openai-harmony`'s `StreamableParser`; this module routes what it reports by
-channel and recipient. A parse failure never raises out of a chat: the reply keeps everything parsed
-before the failure, the raw ids, `finish_reason="error"` and the parser's message in `Reply.error`.
+channel and recipient, and makes it tolerant of what real models emit:
+
+- a stray `<|end|>`, `<|return|>` or `<|call|>` where a new message should start is skipped;
+- a message that starts with `<|channel|>` without `<|start|>assistant` gets the missing header;
+- the recipient before or after the channel, `<|constrain|>` with or without a space (harmony's own);
+- commentary preambles (commentary with no recipient) are shown as content, not dropped;
+- anything else that breaks the grammar is recorded as a classified `ReplyError` and parsing resumes at
+  the next `<|start|>`, so every complete message before and after the damage is kept.
+
+The raw completion ids always travel with the reply.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterable
@@ -14,7 +23,6 @@ from typing import Any
 
 from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.events import (
-    CommentaryDelta,
     ContentDelta,
     Done,
     ReasoningDelta,
@@ -23,11 +31,24 @@ from gptoss_hub.events import (
     ToolCallDone,
     ToolCallStarted,
 )
-from gptoss_hub.reply import FinishReason, Reply, ToolCall
+from gptoss_hub.reply import FinishReason, Reply, ReplyError, ToolCall
 
 __all__ = ["ReplyParser", "parse"]
 
 _FUNCTION_PREFIX = "functions."
+
+
+@functools.lru_cache(maxsize=1)
+def _special_ids() -> dict[str, int]:
+    encoding = harmony_encoding()
+    names = ("start", "end", "return", "call", "channel", "message")
+    ids = {name: encoding.encode(f"<|{name}|>", allowed_special="all")[0] for name in names}
+    return ids
+
+
+@functools.lru_cache(maxsize=1)
+def _assistant_ids() -> tuple[int, ...]:
+    return tuple(harmony_encoding().encode("assistant"))
 
 
 def _new_call_id() -> str:
@@ -38,7 +59,7 @@ def _tool_name(recipient: str) -> str:
     return recipient[len(_FUNCTION_PREFIX) :] if recipient.startswith(_FUNCTION_PREFIX) else recipient
 
 
-def _is_tool_call(channel: str | None, recipient: str | None) -> bool:
+def _is_tool_call(recipient: str | None) -> bool:
     # Replies to the user are addressed to nobody or to "assistant"/"user"; anything else is a tool.
     return bool(recipient) and recipient not in ("assistant", "user", "all")
 
@@ -53,53 +74,95 @@ class ReplyParser:
         from openai_harmony import Role, StreamableParser
 
         self._encoding = harmony_encoding()
-        self._parser = StreamableParser(self._encoding, Role.ASSISTANT)
-        self._stop_ids = set(self._encoding.stop_tokens_for_assistant_actions())
+        self._new_parser = lambda role: StreamableParser(self._encoding, role)
+        self._parser = self._new_parser(Role.ASSISTANT)
+        self._ids = _special_ids()
         self.token_ids: list[int] = []
         self._content: list[str] = []
         self._reasoning: list[str] = []
-        self._commentary: list[str] = []
         self._calls: list[ToolCall] = []
         self._open_call: tuple[str, str] | None = None  # (id, name) of the call being streamed
         self._open_call_args: list[str] = []
+        self._messages: list[Any] = []  # complete harmony messages from parsers retired after errors
         self._messages_seen = 0
-        self.error: str | None = None
-        self._harmony_failed = False
+        self._resyncing = False
+        self.error: ReplyError | None = None
+
+    # -- errors -------------------------------------------------------------------------------------
+
+    def _record(self, code: str, message: str) -> None:
+        if self.error is None:  # the first problem is the one worth reporting; later ones follow from it
+            self.error = ReplyError(code=code, message=message, token_index=len(self.token_ids) - 1)
+
+    def _fail(self, code: str, message: str, events: list[StreamEvent]) -> None:
+        """Record a grammar error, keep what was parsed, and skip ahead to the next `<|start|>`."""
+        self._record(code, message)
+        self._retire_parser(events)
+        self._resyncing = True
+
+    def _retire_parser(self, events: list[StreamEvent]) -> None:
+        self._close_finished_messages(events)
+        if self._open_call is not None:
+            events.append(ToolCallDone(self._finish_call()))
+        self._messages.extend(self._parser.messages)
+        self._messages_seen = 0
+
+    # -- feeding ------------------------------------------------------------------------------------
 
     def feed(self, token_id: int) -> list[StreamEvent]:
         """Parse one completion id and return the events it produced (often none)."""
         self.token_ids.append(token_id)
-        if self.error is not None:
-            return []  # after a failure ids are only kept, never interpreted
+        events: list[StreamEvent] = []
+        ids = self._ids
+        if self._resyncing:
+            if token_id != ids["start"]:
+                return events
+            self._parser = self._new_parser(None)
+            self._resyncing = False
+        state = self._parser.state.name
+        if state == "EXPECT_START" and token_id != ids["start"]:
+            if token_id in (ids["end"], ids["return"], ids["call"]):
+                return events  # a stray terminator between messages changes nothing: skip it
+            if token_id != ids["channel"]:
+                self._fail("unexpected_token", self._describe(token_id, "a new message (<|start|>)"), events)
+                return events
+            # "<|channel|>" with no "<|start|>assistant" before it: supply the missing role header.
+            for synthetic in (ids["start"], *_assistant_ids()):
+                self._parser.process(synthetic)
+        elif state == "HEADER" and token_id in (ids["end"], ids["return"], ids["call"]):
+            self._fail("malformed_header", "a message header ended without <|message|>", events)
+            return events
         try:
             self._parser.process(token_id)
         except Exception as exc:  # openai-harmony raises HarmonyError (a plain Exception subclass)
-            self._harmony_failed = True
-            self.error = f"invalid harmony at completion token {len(self.token_ids) - 1} (id {token_id}): {exc}"
-            return []
-        events: list[StreamEvent] = []
+            self._fail("unexpected_token", f"{self._describe(token_id, 'valid harmony')}: {exc}", events)
+            return events
         self._close_finished_messages(events)
-        channel, recipient = self._parser.current_channel, self._parser.current_recipient
-        in_content = self._parser.state.name == "CONTENT"
-        if in_content and _is_tool_call(channel, recipient) and self._open_call is None:
+        self._route_delta(events)
+        return events
+
+    def _describe(self, token_id: int, expected: str) -> str:
+        return f"completion token {len(self.token_ids) - 1} ({self._encoding.decode([token_id])!r}) where {expected} was expected"
+
+    def _route_delta(self, events: list[StreamEvent]) -> None:
+        parser = self._parser
+        recipient = parser.current_recipient
+        if parser.state.name == "CONTENT" and _is_tool_call(recipient) and self._open_call is None:
             self._open_call = (_new_call_id(), _tool_name(recipient))
             self._open_call_args = []
             events.append(ToolCallStarted(*self._open_call))
-        delta = self._parser.last_content_delta
-        if delta:
-            if self._open_call is not None:
-                self._open_call_args.append(delta)
-                events.append(ToolCallArgumentsDelta(self._open_call[0], delta))
-            elif channel == "analysis":
-                self._reasoning.append(delta)
-                events.append(ReasoningDelta(delta))
-            elif channel == "commentary":
-                self._commentary.append(delta)
-                events.append(CommentaryDelta(delta))
-            else:  # final, or a model that left the channel out
-                self._content.append(delta)
-                events.append(ContentDelta(delta))
-        return events
+        delta = parser.last_content_delta
+        if not delta:
+            return
+        if self._open_call is not None:
+            self._open_call_args.append(delta)
+            events.append(ToolCallArgumentsDelta(self._open_call[0], delta))
+        elif parser.current_channel == "analysis":
+            self._reasoning.append(delta)
+            events.append(ReasoningDelta(delta))
+        else:  # final, commentary preambles, or a model that left the channel out
+            self._content.append(delta)
+            events.append(ContentDelta(delta))
 
     def _close_finished_messages(self, events: list[StreamEvent]) -> None:
         messages = self._parser.messages
@@ -112,55 +175,67 @@ class ReplyParser:
         assert self._open_call is not None
         call_id, name = self._open_call
         raw = "".join(self._open_call_args)
-        arguments: dict[str, Any] | None
+        arguments: dict[str, Any] | None = None
+        error = None
         try:
             parsed = json.loads(raw) if raw.strip() else {}
-            arguments = parsed if isinstance(parsed, dict) else None
-        except json.JSONDecodeError:
-            arguments = None
-        if arguments is None and self.error is None:
-            self.error = f"tool call {name!r} has arguments that are not a JSON object: {raw!r}"
-        call = ToolCall(id=call_id, name=name, arguments=arguments, raw_arguments=raw)
+        except json.JSONDecodeError as exc:
+            error = f"arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+        else:
+            if isinstance(parsed, dict):
+                arguments = parsed
+            else:
+                error = f"arguments must be a JSON object, got {type(parsed).__name__}"
+        if error:
+            self._record("invalid_tool_arguments", f"tool call {name!r}: {error}: {raw!r}")
+        call = ToolCall(id=call_id, name=name, arguments=arguments, raw_arguments=raw, error=error)
         self._calls.append(call)
         self._open_call, self._open_call_args = None, []
         return call
 
+    # -- finishing ----------------------------------------------------------------------------------
+
     def finish(self, finish_reason: FinishReason | None = None) -> list[StreamEvent]:
         """End the turn and return the last events, ending with `Done(reply)`.
 
-        `finish_reason` is what the engine reported ("stop" or "length"); it becomes "tool_calls" when the
-        turn ended in a call and "error" when parsing failed.
+        `finish_reason` is what the engine reported ("stop" or "length"); when omitted it is "stop" if the
+        last id is `<|return|>` or `<|call|>`, else "length". It becomes "tool_calls" when the turn ended
+        in a call, and "error" when the output broke the harmony grammar.
         """
         events: list[StreamEvent] = []
-        if self._open_call is not None:
-            # Cut off mid-call (max_tokens): keep what was written, unparsed if need be.
-            events.append(ToolCallDone(self._finish_call()))
         if finish_reason is None:
-            ended_on_stop = bool(self.token_ids) and self.token_ids[-1] in self._stop_ids
-            finish_reason = "stop" if ended_on_stop else "length"
-        if self._harmony_failed:
+            last = self.token_ids[-1] if self.token_ids else None
+            finish_reason = "stop" if last in (self._ids["return"], self._ids["call"]) else "length"
+        if not self._resyncing:
+            state = self._parser.state.name
+            if state == "HEADER" and finish_reason != "length" and len(self._parser.tokens) > 0:
+                self._record("truncated", "the output ended inside a message header")
+            elif state == "CONTENT":
+                if finish_reason != "length":
+                    self._record("truncated", "the output ended inside a message, without <|end|> or a stop token")
+                try:
+                    self._parser.process_eos()  # closes the partial message so it is kept
+                except Exception as exc:
+                    self._record("truncated", f"the output ended mid-message: {exc}")
+            self._retire_parser(events)
+        if self.error is not None and self.error.code not in ("invalid_tool_arguments", "truncated"):
             finish_reason = "error"
         elif finish_reason == "stop" and self._calls:
             finish_reason = "tool_calls"
+        error = self.error
+        if error is not None:
+            error = error.model_copy(update={"raw_text": self._encoding.decode(self.token_ids)})
         reply = Reply(
             content="".join(self._content),
             reasoning="".join(self._reasoning),
-            commentary="".join(self._commentary),
             tool_calls=list(self._calls),
             finish_reason=finish_reason,
-            harmony=[json.loads(m.to_json()) for m in self._parser.messages],
+            harmony=[json.loads(m.to_json()) for m in self._messages],
             token_ids=list(self.token_ids),
-            error=self.error,
+            error=error,
         )
         events.append(Done(reply))
         return events
-
-    @property
-    def reply(self) -> Reply:
-        """Shortcut for `finish()`'s reply (call once)."""
-        done = self.finish()[-1]
-        assert isinstance(done, Done)
-        return done.reply
 
 
 def parse(token_ids: Iterable[int], finish_reason: FinishReason | None = None) -> Reply:

@@ -16,7 +16,15 @@ from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.tools import ToolSpec, normalize_tools
 
-__all__ = ["REASONING_EFFORTS", "TODAY", "build_conversation", "render", "render_text", "stop_token_ids"]
+__all__ = [
+    "REASONING_EFFORTS",
+    "TODAY",
+    "build_conversation",
+    "drop_completed_reasoning",
+    "render",
+    "render_text",
+    "stop_token_ids",
+]
 
 REASONING_EFFORTS = ("low", "medium", "high")
 #: Sentinel for `current_date`: render today's date (UTC). Pass `None` to omit the date line.
@@ -129,11 +137,13 @@ def build_conversation(
     model_identity: str | None = None,
     knowledge_cutoff: str | None = "2024-06",
     current_date: str | _dt.date | None = TODAY,
+    keep_reasoning: bool = False,
 ):
     """Translate Chat Completions `messages` into an `openai_harmony.Conversation`.
 
     `system` and `developer` messages (and `instructions`, placed first) become the harmony developer
-    message; the harmony system message is built from the keyword arguments.
+    message; the harmony system message is built from the keyword arguments. The chain of thought of
+    completed turns is dropped (`drop_completed_reasoning`) unless `keep_reasoning` is set, for training.
     """
     from openai_harmony import Author, Conversation, Message, Role
 
@@ -158,7 +168,13 @@ def build_conversation(
             if thinking:
                 thinking_text = _text_of(thinking, where + ".thinking")
                 body.append(Message.from_role_and_content(Role.ASSISTANT, thinking_text).with_channel("analysis"))
-            for call in message.get("tool_calls") or ():
+            tool_calls = message.get("tool_calls") or ()
+            if text:
+                # Text beside tool calls is what the model said before calling: a commentary preamble,
+                # which is how the parser reported it. Text alone is the final answer.
+                channel = "commentary" if tool_calls else "final"
+                body.append(Message.from_role_and_content(Role.ASSISTANT, text).with_channel(channel))
+            for call in tool_calls:
                 name, arguments = _tool_call_arguments(call, where)
                 if call.get("id"):
                     call_names[call["id"]] = name
@@ -169,8 +185,6 @@ def build_conversation(
                     .with_recipient(f"functions.{name}")
                     .with_content_type("<|constrain|>json")
                 )
-            if text:
-                body.append(Message.from_role_and_content(Role.ASSISTANT, text).with_channel("final"))
         else:  # tool
             name = message.get("name") or call_names.get(message.get("tool_call_id") or "") or last_call_name
             if not name:
@@ -195,7 +209,36 @@ def build_conversation(
     developer = _developer_message([t for t in developer_texts if t], tool_specs)
     if developer is not None:
         header.append(developer)
+    if not keep_reasoning:
+        body = drop_completed_reasoning(body)
     return Conversation.from_messages(header + body)
+
+
+def drop_completed_reasoning(messages: list[Any]) -> list[Any]:
+    """Drop the analysis messages of every completed turn; keep those of an unfinished one.
+
+    A turn is what the assistant and tools say between two user messages; it is completed once it holds
+    a final-channel message. The chain of thought of an unfinished turn (a tool-call chain still waiting
+    for its answer) stays, because the model needs it to continue.
+    """
+    from openai_harmony import Role
+
+    kept: list[Any] = []
+    turn: list[Any] = []
+
+    def close_turn() -> None:
+        completed = any(m.author.role == Role.ASSISTANT and m.channel == "final" for m in turn)
+        kept.extend(m for m in turn if not (completed and m.channel == "analysis"))
+        turn.clear()
+
+    for message in messages:
+        if message.author.role == Role.USER:
+            close_turn()
+            kept.append(message)
+        else:
+            turn.append(message)
+    close_turn()
+    return kept
 
 
 def render(messages: Sequence[Any], **options: Any) -> list[int]:
@@ -203,10 +246,12 @@ def render(messages: Sequence[Any], **options: Any) -> list[int]:
 
     Keyword options are those of `build_conversation`.
     """
-    from openai_harmony import Role
+    from openai_harmony import RenderConversationConfig, Role
 
     conversation = build_conversation(messages, **options)
-    return list(harmony_encoding().render_conversation_for_completion(conversation, Role.ASSISTANT))
+    # Our own rule (`drop_completed_reasoning`) decides which analysis stays; harmony's must not add to it.
+    config = RenderConversationConfig(auto_drop_analysis=False)
+    return list(harmony_encoding().render_conversation_for_completion(conversation, Role.ASSISTANT, config))
 
 
 def render_text(messages: Sequence[Any], **options: Any) -> str:
