@@ -107,3 +107,36 @@ def test_unknown_load_option_is_a_typed_error():
         gh.load("tiny", backend="transformers", flash=True)
     with pytest.raises(InvalidRequestError, match="runs on device 'cpu'"):
         gh.load("tiny", backend="transformers", device="cuda")
+
+
+def test_hugging_face_repo_id_loads_from_the_hub_cache_offline(tmp_path):
+    """A repo id goes through huggingface_hub; with HF_HUB_OFFLINE=1 its local cache is used."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from gptoss_hub.testing import checkpoint_path
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--someorg--gpt-oss-tiny"
+    shutil.copytree(checkpoint_path("tiny-harmony"), repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    code = (
+        "import gptoss_hub as gh; m = gh.load('someorg/gpt-oss-tiny');"
+        "r = m.chat([{'role': 'user', 'content': 'What is 2 + 2?'}]);"
+        "print(m.info.model, m.info.backend, repr(r.content))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "someorg/gpt-oss-tiny transformers/cpu '2 + 2 = 4.'"
+    missing = subprocess.run(
+        [sys.executable, "-c", "import gptoss_hub as gh; gh.load('someorg/not-cached')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode != 0 and "HF_HUB_OFFLINE is set" in missing.stderr
