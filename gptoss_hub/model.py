@@ -7,7 +7,6 @@ usage, timings) happens here, once, so every backend behaves the same.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -249,30 +248,25 @@ class Model:
         """The tool loop: chat, call the Python functions the model asks for, feed results back, repeat.
 
         Stops at the first reply without tool calls, or after `max_turns` model turns (that reply is
-        returned, with `finish_reason="tool_calls"`). `on_tool_result(name, arguments, result)` is called
-        after each tool runs. The conversation so far is in `reply.harmony` of each turn.
+        returned, with `finish_reason="tool_calls"`). A tool that raises, or an unknown tool name, is
+        answered with an error result so the model can recover. `on_tool_result(name, arguments, result)`
+        is called after each tool runs. `reply.transcript` holds every message the loop added.
         """
         if max_turns < 1:
             raise InvalidRequestError(f"max_turns must be at least 1, got {max_turns}.")
         toolbox = Toolbox(tools)
-        history = list(messages)
-        reply: Reply | None = None
+        transcript: list[dict[str, Any]] = []
         for _ in range(max_turns):
-            reply = self.chat(history, tools=toolbox.specs, **options)
+            reply = self.chat([*messages, *transcript], tools=toolbox.specs, **options)
+            transcript.append(reply.message)
             if not reply.tool_calls:
-                return reply
-            history.append(reply.message)
+                break
             for call in reply.tool_calls:
-                result = (
-                    toolbox.call(call.name, call.arguments)
-                    if call.arguments is not None
-                    else json.dumps({"error": f"arguments are not a JSON object: {call.raw_arguments}"})
-                )
+                tool_message = toolbox.answer(call)
                 if on_tool_result is not None:
-                    on_tool_result(call.name, call.arguments, result)
-                history.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result})
-        assert reply is not None
-        return reply
+                    on_tool_result(call.name, call.arguments, tool_message["content"])
+                transcript.append(tool_message)
+        return reply.model_copy(update={"transcript": transcript})
 
     # -- lifecycle ----------------------------------------------------------------------------------
 

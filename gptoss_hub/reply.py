@@ -89,6 +89,9 @@ class Reply(BaseModel):
     #: Set when the output broke the harmony grammar (`finish_reason == "error"`), stopped mid-message,
     #: or a tool call's arguments are not a JSON object; everything parseable is still in the fields above.
     error: ReplyError | None = None
+    #: From `Model.run()`: every message the loop added after the caller's messages (assistant turns and
+    #: tool results, ending with this reply's `message`), ready to extend the conversation with.
+    transcript: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def message(self) -> dict[str, Any]:

@@ -12,9 +12,12 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gptoss_hub.errors import ToolError
+
+if TYPE_CHECKING:
+    from gptoss_hub.reply import ToolCall
 
 __all__ = ["ToolSpec", "Toolbox", "normalize_tools", "tool_from_function"]
 
@@ -158,3 +161,11 @@ class Toolbox:
         except Exception as exc:
             return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
         return result if isinstance(result, str) else json.dumps(result, default=str)
+
+    def answer(self, call: ToolCall) -> dict[str, Any]:
+        """Run a call the model made and return the `tool` message that carries its result."""
+        if call.arguments is None:
+            result = json.dumps({"error": f"{call.error}; call {call.name} again with a JSON object"})
+        else:
+            result = self.call(call.name, call.arguments)
+        return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result}

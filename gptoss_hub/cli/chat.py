@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -138,13 +137,9 @@ def _answer(
             return reply
         for call in reply.tool_calls:
             printer.tool_call(call.name, call.raw_arguments)
-            result = (
-                toolbox.call(call.name, call.arguments)
-                if call.arguments is not None
-                else json.dumps({"error": "arguments are not a JSON object"})
-            )
-            printer.tool_result(result)
-            messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result})
+            tool_message = toolbox.answer(call)
+            printer.tool_result(tool_message["content"])
+            messages.append(tool_message)
     printer.console.print(f"[stopped after {_MAX_TOOL_TURNS} tool rounds]", style="yellow", markup=False)
     return reply
 
