@@ -132,3 +132,38 @@ def test_run_stops_after_max_turns():
     assert reply.finish_reason == "tool_calls" and len(engine.prompts) == 2
     with pytest.raises(InvalidRequestError):
         model.run([{"role": "user", "content": "loop"}], [f], max_turns=0)
+
+
+def test_reply_message_round_trips_to_the_ids_the_model_wrote_across_turns():
+    turn_one_call = (
+        "<|channel|>analysis<|message|>Need Oslo.<|end|><|start|>assistant<|channel|>commentary<|message|>Checking.<|end|>"
+        '<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{"location": "Oslo"}<|call|>'
+    )
+    turn_one_final = (
+        "<|channel|>analysis<|message|>Got it.<|end|><|start|>assistant<|channel|>final<|message|>Cold.<|return|>"
+    )
+    turn_two = "<|channel|>analysis<|message|>Easy.<|end|><|start|>assistant<|channel|>final<|message|>Bye.<|return|>"
+    model, engine = _scripted_model(turn_one_call, turn_one_final, turn_two)
+    encoding = harmony_encoding()
+    tool_result = '{"temperature_c": -3}'
+    messages = [{"role": "user", "content": "Weather in Oslo?"}]
+
+    first = model.chat(messages, current_date=None)
+    messages += [first.message, {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": tool_result}]
+    second = model.chat(messages, current_date=None)
+    # Mid-chain, the next prompt is exactly the last prompt, what the model wrote, and the tool result.
+    tool_ids = encoding.encode(
+        f"<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{tool_result}<|end|><|start|>assistant",
+        allowed_special="all",
+    )
+    assert engine.prompts[1] == engine.prompts[0] + first.token_ids + tool_ids
+
+    messages += [second.message, {"role": "user", "content": "Thanks"}]
+    model.chat(messages, current_date=None)
+    # The turn is complete: its reasoning is gone, everything the user saw stays.
+    third_prompt = encoding.decode(engine.prompts[2])
+    assert "Need Oslo." not in third_prompt and "Got it." not in third_prompt
+    assert "<|start|>assistant<|channel|>commentary<|message|>Checking.<|end|>" in third_prompt
+    assert third_prompt.endswith(
+        "<|start|>assistant<|channel|>final<|message|>Cold.<|end|><|start|>user<|message|>Thanks<|end|><|start|>assistant"
+    )

@@ -8,18 +8,24 @@ from gptoss_hub.harmony.render import (
     REASONING_EFFORTS,
     TODAY,
     build_conversation,
+    drop_completed_reasoning,
     render,
     render_text,
     stop_token_ids,
 )
+from gptoss_hub.harmony.training import TrainingSample, strip_reasoning, training_samples
 
 __all__ = [
     "REASONING_EFFORTS",
     "TODAY",
     "ReplyParser",
+    "TrainingSample",
     "build_conversation",
+    "drop_completed_reasoning",
     "parse",
     "render",
     "render_text",
     "stop_token_ids",
+    "strip_reasoning",
+    "training_samples",
 ]
