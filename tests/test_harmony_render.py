@@ -193,3 +193,16 @@ def test_content_beside_tool_calls_is_a_commentary_preamble():
         "<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json"
         '<|message|>{"location": "Oslo"}<|call|><|start|>assistant'
     )
+
+
+def test_pydantic_messages_render_like_dicts():
+    from pydantic import BaseModel
+
+    class ChatMessage(BaseModel):
+        role: str
+        content: str | None = None
+        name: str | None = None
+
+    as_models = [ChatMessage(role="developer", content="Short answers."), ChatMessage(role="user", content="Hi")]
+    as_dicts = [{"role": "developer", "content": "Short answers."}, {"role": "user", "content": "Hi"}]
+    assert render(as_models, current_date=None) == render(as_dicts, current_date=None)

@@ -12,6 +12,16 @@ def test_import_loads_no_runtime_and_no_plugin():
     assert out.strip() == "[] True"
 
 
+def test_harmony_layer_imports_no_torch():
+    code = (
+        "import sys, gptoss_hub as gh; gh.harmony.render([{'role': 'user', 'content': 'hi'}]);"
+        "gh.harmony.parse([200005]); print([m for m in ('torch', 'transformers') if m in sys.modules])"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
+
+
 def test_public_names_resolve():
     import gptoss_hub as gh
 
