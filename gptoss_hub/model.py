@@ -6,9 +6,8 @@ usage, timings) happens here, once, so every backend behaves the same.
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gptoss_hub.engine import Capabilities, Engine, GenerationChunk, GenerationRequest
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.events import Done, StreamEvent
-from gptoss_hub.harmony import TODAY, ReplyParser, render, stop_token_ids
+from gptoss_hub.harmony import ReplyParser, render, stop_token_ids
 from gptoss_hub.reply import Reply, Timings, Usage
 from gptoss_hub.sources import ModelSpec
 from gptoss_hub.tools import Toolbox
@@ -127,29 +126,11 @@ class Model:
 
     # -- building a request -------------------------------------------------------------------------
 
-    def prompt_ids(
-        self,
-        messages: Sequence[Any],
-        *,
-        tools: Sequence[Any] | None = None,
-        builtin_tools: Iterable[str] = (),
-        reasoning_effort: str = "medium",
-        instructions: str | None = None,
-        model_identity: str | None = None,
-        knowledge_cutoff: str | None = "2024-06",
-        current_date: str | _dt.date | None = TODAY,
-    ) -> list[int]:
-        """The prompt ids `chat()` would send for these arguments."""
-        return render(
-            messages,
-            tools=tools,
-            builtin_tools=builtin_tools,
-            reasoning_effort=reasoning_effort,
-            instructions=instructions,
-            model_identity=model_identity,
-            knowledge_cutoff=knowledge_cutoff,
-            current_date=current_date,
-        )
+    def prompt_ids(self, messages: Sequence[Any], **render_options: Any) -> list[int]:
+        """The prompt ids `chat()` would send: `gptoss_hub.harmony.render` with the same render options
+        (`tools`, `builtin_tools`, `reasoning_effort`, `instructions`, `model_identity`, `knowledge_cutoff`,
+        `current_date`, `keep_reasoning`)."""
+        return render(messages, **render_options)
 
     def _request(
         self,
