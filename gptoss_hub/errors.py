@@ -17,6 +17,7 @@ __all__ = [
     "PluginError",
     "TokenizerError",
     "ToolError",
+    "ToolSchemaError",
 ]
 
 
@@ -54,6 +55,19 @@ class TokenizerError(GptOssHubError):
 
 class ToolError(GptOssHubError):
     """A tool definition is invalid, or a tool named by the model does not exist."""
+
+
+class ToolSchemaError(ToolError):
+    """A tool's parameters cannot be shown to the model. `tool` names the tool, `field` the parameter.
+
+    `field` is a dotted path for nested fields (`"order.items"`), or `None` when the whole schema is at fault.
+    """
+
+    def __init__(self, tool: str, field: str | None, message: str):
+        where = f"Tool {tool!r}" + (f", parameter {field!r}" if field else "")
+        super().__init__(f"{where}: {message}")
+        self.tool = tool
+        self.field = field
 
 
 class HarmonyParseError(GptOssHubError):
