@@ -36,6 +36,8 @@ from gptoss_hub.reply import FinishReason, Reply, ReplyError, ToolCall
 __all__ = ["ReplyParser", "parse"]
 
 _FUNCTION_PREFIX = "functions."
+#: Ids from here up are harmony's special and reserved tokens; only they change the parser's state.
+_FIRST_SPECIAL_ID = 199_998
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,8 +62,9 @@ def _tool_name(recipient: str) -> str:
 
 
 def _is_tool_call(recipient: str | None) -> bool:
-    # Replies to the user are addressed to nobody or to "assistant"/"user"; anything else is a tool.
-    return bool(recipient) and recipient not in ("assistant", "user", "all")
+    # Replies to the user are addressed to nobody or to "assistant"/"user"; anything else is a tool,
+    # unless special tokens leaked into the header, which no tool name contains.
+    return bool(recipient) and recipient not in ("assistant", "user", "all") and "<|" not in recipient
 
 
 class ReplyParser:
@@ -86,6 +89,11 @@ class ReplyParser:
         self._messages: list[Any] = []  # complete harmony messages from parsers retired after errors
         self._messages_seen = 0
         self._resyncing = False
+        # `StreamableParser.state` serializes the whole parser (current message included) on every read,
+        # so reading it per token makes parsing quadratic. Only special tokens change the state or the
+        # channel, so both are cached and refreshed after those.
+        self._state = self._parser.state.name
+        self._channel: str | None = None
         self.error: ReplyError | None = None
 
     # -- errors -------------------------------------------------------------------------------------
@@ -117,9 +125,11 @@ class ReplyParser:
         if self._resyncing:
             if token_id != ids["start"]:
                 return events
-            self._parser = self._new_parser(None)
-            self._resyncing = False
-        state = self._parser.state.name
+            self._restart()
+        elif token_id == ids["start"] and len(self.token_ids) == 1:
+            # The completion repeats the "<|start|>assistant" the prompt already ends with: parse it as a header.
+            self._restart()
+        state = self._state
         if state == "EXPECT_START" and token_id != ids["start"]:
             if token_id in (ids["end"], ids["return"], ids["call"]):
                 return events  # a stray terminator between messages changes nothing: skip it
@@ -129,6 +139,7 @@ class ReplyParser:
             # "<|channel|>" with no "<|start|>assistant" before it: supply the missing role header.
             for synthetic in (ids["start"], *_assistant_ids()):
                 self._parser.process(synthetic)
+            self._state = self._parser.state.name
         elif state == "HEADER" and token_id in (ids["end"], ids["return"], ids["call"]):
             self._fail("malformed_header", "a message header ended without <|message|>", events)
             return events
@@ -137,27 +148,40 @@ class ReplyParser:
         except Exception as exc:  # openai-harmony raises HarmonyError (a plain Exception subclass)
             self._fail("unexpected_token", f"{self._describe(token_id, 'valid harmony')}: {exc}", events)
             return events
-        self._close_finished_messages(events)
+        if token_id >= _FIRST_SPECIAL_ID:
+            self._state, self._channel = self._parser.state.name, self._parser.current_channel
+            self._close_finished_messages(events)
+            self._open_tool_call(events)
         self._route_delta(events)
         return events
+
+    def _restart(self) -> None:
+        """A fresh harmony parser that expects `<|start|>` (after damage, or a repeated role header).
+
+        The old parser holds no unrecorded message: it was retired by `_fail`, or it has seen one token.
+        """
+        self._parser = self._new_parser(None)
+        self._resyncing = False
+        self._state, self._channel = self._parser.state.name, None
 
     def _describe(self, token_id: int, expected: str) -> str:
         return f"completion token {len(self.token_ids) - 1} ({self._encoding.decode([token_id])!r}) where {expected} was expected"
 
-    def _route_delta(self, events: list[StreamEvent]) -> None:
-        parser = self._parser
-        recipient = parser.current_recipient
-        if parser.state.name == "CONTENT" and _is_tool_call(recipient) and self._open_call is None:
+    def _open_tool_call(self, events: list[StreamEvent]) -> None:
+        recipient = self._parser.current_recipient
+        if self._state == "CONTENT" and _is_tool_call(recipient) and self._open_call is None:
             self._open_call = (_new_call_id(), _tool_name(recipient))
             self._open_call_args = []
             events.append(ToolCallStarted(*self._open_call))
-        delta = parser.last_content_delta
+
+    def _route_delta(self, events: list[StreamEvent]) -> None:
+        delta = self._parser.last_content_delta
         if not delta:
             return
         if self._open_call is not None:
             self._open_call_args.append(delta)
             events.append(ToolCallArgumentsDelta(self._open_call[0], delta))
-        elif parser.current_channel == "analysis":
+        elif self._channel == "analysis":
             self._reasoning.append(delta)
             events.append(ReasoningDelta(delta))
         else:  # final, commentary preambles, or a model that left the channel out
@@ -207,7 +231,7 @@ class ReplyParser:
             last = self.token_ids[-1] if self.token_ids else None
             finish_reason = "stop" if last in (self._ids["return"], self._ids["call"]) else "length"
         if not self._resyncing:
-            state = self._parser.state.name
+            state = self._state
             if state == "HEADER" and finish_reason != "length" and len(self._parser.tokens) > 0:
                 self._record("truncated", "the output ended inside a message header")
             elif state == "CONTENT":
