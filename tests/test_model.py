@@ -167,3 +167,22 @@ def test_reply_message_round_trips_to_the_ids_the_model_wrote_across_turns():
     assert third_prompt.endswith(
         "<|start|>assistant<|channel|>final<|message|>Cold.<|end|><|start|>user<|message|>Thanks<|end|><|start|>assistant"
     )
+
+
+def test_run_awaits_async_tools_and_reports_unknown_tools_to_the_model():
+    model, engine = _scripted_model(
+        '<|channel|>commentary to=functions.lookup <|constrain|>json<|message|>{"key": "k"}<|call|>',
+        "<|channel|>commentary to=functions.missing <|constrain|>json<|message|>{}<|call|>",
+        "<|channel|>final<|message|>Done.<|return|>",
+    )
+
+    async def lookup(key: str) -> dict:
+        """Look a key up."""
+        return {"key": key, "value": 42}
+
+    reply = model.run([{"role": "user", "content": "go"}], [lookup])
+    assert reply.content == "Done." and len(engine.prompts) == 3
+    tool_messages = [m for m in reply.transcript if m["role"] == "tool"]
+    assert json.loads(tool_messages[0]["content"]) == {"key": "k", "value": 42}
+    assert "unknown tool" in json.loads(tool_messages[1]["content"])["error"]
+    assert reply.transcript[-1] == reply.message
