@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_hub.engine import Backend
+from gptoss_hub.memory import GIB, SHAPES, required_bytes
 from gptoss_hub.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TransformersCpuBackend", "TransformersGpuBackend"]
 
-_GIB = 1024**3
-#: Bytes of weights once loaded in bf16 (MXFP4 experts dequantized), by model size.
-_BF16_BYTES = {"20b": 42 * _GIB, "120b": 234 * _GIB}
 _INSTALL = "Install the transformers extra: pip install 'gptoss-hub[transformers]'."
 
 
@@ -55,14 +53,15 @@ class TransformersCpuBackend(Backend):
     def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
         """Reasons transformers cannot run `spec` on this CPU: missing packages, wrong format, too little RAM."""
         reasons = _common_reasons(report, spec)
-        needed = _BF16_BYTES.get(spec.size or "")
         available = report.cpu.ram_total_bytes
-        if needed and available and available < needed:
-            reasons.append(
-                f"{spec.name} needs about {needed / _GIB:.0f} GiB of RAM in bf16 on the CPU "
-                f"(MXFP4 experts are dequantized there); this machine has {available / _GIB:.0f} GiB. "
-                "Use llama.cpp with a GGUF file, or a GPU."
-            )
+        if spec.size in SHAPES and available:
+            needed = required_bytes(spec.size, "bf16")
+            if available < needed:
+                reasons.append(
+                    f"{spec.name} needs about {needed / GIB:.0f} GiB of RAM in bf16 on the CPU "
+                    f"(MXFP4 experts are dequantized there); this machine has {available / GIB:.0f} GiB. "
+                    "Use llama.cpp with a GGUF file, or a GPU."
+                )
         return reasons
 
     def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
