@@ -53,7 +53,7 @@ class TransformersCpuBackend(Backend):
     def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
         """Reasons transformers cannot run `spec` on this CPU: missing packages, wrong format, too little RAM."""
         reasons = _common_reasons(report, spec)
-        available = report.cpu.ram_total_bytes
+        available = report.cpu.ram_usable_bytes
         if spec.size in SHAPES and available:
             needed = required_bytes(spec.size, "bf16")
             if available < needed:
