@@ -1,29 +1,53 @@
-"""Choosing the backend: a pure function of the model, the hardware report and the installed backends.
+"""Choosing the backend: a pure function of the model, the hardware report, the registered backends and
+the caller's preferences.
 
-Every candidate keeps the reasons it was rejected, so `gptoss-hub plan` and load errors can say what
-to install or change. Nothing is chosen silently.
+Every candidate keeps the reasons it was rejected and every adjustment made to its rank, so
+`gptoss-hub plan`, load errors and `Model.info` can say what to install or change. Nothing is chosen
+silently.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from gptoss_hub.errors import BackendUnavailableError
+from gptoss_hub.errors import BackendUnavailableError, InvalidRequestError, NoBackendError
 from gptoss_hub.hardware import HardwareReport, probe
-from gptoss_hub.plugins import BackendRegistry, backend_registry
+from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS
+from gptoss_hub.plugins import BackendRegistry, backend_registry, rank_opinions
 from gptoss_hub.sources import ModelSpec, resolve_model
 
-__all__ = ["Candidate", "Plan", "plan"]
+__all__ = ["BACKEND_ENV_VAR", "SERVING_BONUS", "Candidate", "Plan", "Preferences", "plan"]
+
+#: Names the backend when the caller passes none (or "auto").
+BACKEND_ENV_VAR = "GPTOSS_HUB_BACKEND"
+#: Rank added to batching backends when planning for serving: enough to put them ahead of any
+#: single-request backend, not enough to make a rejected one viable.
+SERVING_BONUS = 1000
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What the caller asked the plan for."""
+
+    #: "auto", a backend family ("transformers") or a full backend name ("transformers/cpu").
+    backend: str = "auto"
+    #: Serve many users: prefer backends with continuous batching (vLLM).
+    serving: bool = False
+    #: Context length to budget memory for.
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One backend considered for the model, with why it cannot run (empty when it can)."""
+    """One backend considered for the model: its rank, why it cannot run (empty when it can), and why
+    its rank moved."""
 
     backend: str
     rank: int
     reasons: tuple[str, ...] = ()
+    adjustments: tuple[str, ...] = ()
 
     @property
     def viable(self) -> bool:
@@ -33,12 +57,17 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Plan:
-    """The ranked candidates for a model on this machine and the one chosen (if any)."""
+    """The ranked candidates for a model on a machine and the one chosen (if any)."""
 
     spec: ModelSpec
     report: HardwareReport
-    requested: str
-    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    preferences: Preferences = field(default_factory=Preferences)
+    candidates: tuple[Candidate, ...] = ()
+
+    @property
+    def requested(self) -> str:
+        """The backend asked for ("auto" when dispatch decides)."""
+        return self.preferences.backend
 
     @property
     def chosen(self) -> Candidate | None:
@@ -47,23 +76,56 @@ class Plan:
 
     def explain(self) -> str:
         """A readable account: every candidate, chosen or why not."""
-        lines = [f"model: {self.spec.name} ({self.spec.kind})", f"backend requested: {self.requested}"]
+        prefs = self.preferences
+        lines = [
+            f"model: {self.spec.name} ({self.spec.kind})",
+            f"backend requested: {prefs.backend}; serving: {'yes' if prefs.serving else 'no'}; "
+            f"context: {prefs.context_tokens} tokens",
+        ]
         chosen = self.chosen
         for candidate in self.candidates:
             mark = "->" if candidate is chosen else ("ok" if candidate.viable else "no")
             lines.append(f"  {mark} {candidate.backend} (rank {candidate.rank})")
+            lines.extend(f"       + {note}" for note in candidate.adjustments)
             lines.extend(f"       - {reason}" for reason in candidate.reasons)
+        if chosen is None:
+            lines.append("  no backend can run this model here: see the reasons above.")
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready data (`gptoss-hub plan --json`, `Model.info.plan`)."""
+        chosen = self.chosen
+        return {
+            "model": self.spec.name,
+            "source": self.spec.source,
+            "preferences": {
+                "backend": self.preferences.backend,
+                "serving": self.preferences.serving,
+                "context_tokens": self.preferences.context_tokens,
+            },
+            "chosen": chosen.backend if chosen else None,
+            "candidates": [
+                {
+                    "backend": c.backend,
+                    "rank": c.rank,
+                    "viable": c.viable,
+                    "reasons": list(c.reasons),
+                    "adjustments": list(c.adjustments),
+                }
+                for c in self.candidates
+            ],
+        }
+
     def require(self) -> Candidate:
-        """The chosen candidate, or `BackendUnavailableError` carrying every rejection."""
-        if self.chosen is None:
-            raise BackendUnavailableError(
-                f"No backend can run {self.spec.name!r} here.\n{self.explain()}"
-                if self.candidates
-                else f"No backend matches {self.requested!r}."
-            )
-        return self.chosen
+        """The chosen candidate; otherwise `NoBackendError` (automatic choice) or `BackendUnavailableError`
+        (the backend asked for cannot run), carrying every rejection."""
+        if self.chosen is not None:
+            return self.chosen
+        if self.requested == "auto":
+            raise NoBackendError(f"No backend can run {self.spec.name!r} here.\n{self.explain()}")
+        raise BackendUnavailableError(
+            f"Backend {self.requested!r} cannot run {self.spec.name!r} here.\n{self.explain()}"
+        )
 
 
 def _matching(registry: BackendRegistry, requested: str) -> list:
@@ -77,19 +139,52 @@ def _matching(registry: BackendRegistry, requested: str) -> list:
     return []
 
 
+def _consider(backend: Any, spec: ModelSpec, report: HardwareReport, preferences: Preferences) -> Candidate:
+    candidate = Candidate(backend.name, backend.rank, tuple(backend.check(report, spec)))
+    if preferences.serving and backend.batching:
+        candidate = replace(
+            candidate,
+            rank=candidate.rank + SERVING_BONUS,
+            adjustments=(f"+{SERVING_BONUS}: batches many requests at once (serving=True)",),
+        )
+    for plugin, opinion in rank_opinions(candidate=candidate, spec=spec, report=report, preferences=preferences):
+        if isinstance(opinion, str):
+            candidate = replace(candidate, reasons=(*candidate.reasons, f"{opinion} (plugin {plugin})"))
+        else:
+            candidate = replace(
+                candidate,
+                rank=candidate.rank + opinion,
+                adjustments=(*candidate.adjustments, f"{opinion:+d}: plugin {plugin}"),
+            )
+    return candidate
+
+
 def plan(
     model: str | os.PathLike[str] | ModelSpec,
     report: HardwareReport | None = None,
     *,
-    backend: str = "auto",
+    backend: str | None = None,
+    serving: bool = False,
+    context: int | None = None,
     registry: BackendRegistry | None = None,
 ) -> Plan:
-    """Rank the backends that could run `model` and record why each one can or cannot.
+    """Rank the backends that could run `model` on the machine `report` describes (this one by default).
 
-    `backend` is `"auto"`, a backend family (`"transformers"`) or a full name (`"transformers/cpu"`).
+    `backend`: "auto", a family ("transformers") or a full name ("transformers/cpu"); when `None` or
+    "auto", `$GPTOSS_HUB_BACKEND` applies if set. `serving=True` prefers backends that batch requests.
+    `context` is the context length to budget memory for (default 8192 tokens). Plugins may adjust
+    ranks or veto candidates through `gptoss_hub_rank_candidate`.
     """
+    if backend in (None, "auto"):
+        backend = os.environ.get(BACKEND_ENV_VAR) or "auto"
+    if context is not None and context < 1:
+        raise InvalidRequestError(f"context must be a positive number of tokens, got {context}.")
+    preferences = Preferences(backend=backend, serving=serving, context_tokens=context or DEFAULT_CONTEXT_TOKENS)
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
+    spec = spec.model_copy(update={"context_tokens": preferences.context_tokens})
     report = report or probe()
     registry = registry or backend_registry()
-    candidates = tuple(Candidate(b.name, b.rank, tuple(b.check(report, spec))) for b in _matching(registry, backend))
-    return Plan(spec=spec, report=report, requested=backend, candidates=candidates)
+    considered = [_consider(b, spec, report, preferences) for b in _matching(registry, backend)]
+    # Stable sort: equal ranks keep the registry's order (rank, then name).
+    candidates = tuple(sorted(considered, key=lambda c: -c.rank))
+    return Plan(spec=spec, report=report, preferences=preferences, candidates=candidates)

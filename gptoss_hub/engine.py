@@ -167,6 +167,8 @@ class Backend(abc.ABC):
     rank: ClassVar[int] = 0
     #: One line for `gptoss-hub plan` and `doctor`.
     description: ClassVar[str] = ""
+    #: Serves many requests at once (continuous batching): preferred when planning with `serving=True`.
+    batching: ClassVar[bool] = False
 
     @property
     def family(self) -> str:

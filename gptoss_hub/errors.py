@@ -14,6 +14,7 @@ __all__ = [
     "HarmonyParseError",
     "InvalidRequestError",
     "ModelNotFoundError",
+    "NoBackendError",
     "PluginError",
     "TokenizerError",
     "ToolError",
@@ -39,6 +40,10 @@ class ModelNotFoundError(GptOssHubError):
 
 class BackendUnavailableError(GptOssHubError):
     """No backend can run this model here, or the one asked for cannot; the message lists why."""
+
+
+class NoBackendError(BackendUnavailableError):
+    """No candidate backend can run the model here; the message lists every candidate's reasons."""
 
 
 class BackendError(GptOssHubError):

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from gptoss_hub.dispatch import Candidate, Preferences
+    from gptoss_hub.hardware import HardwareReport
     from gptoss_hub.plugins import BackendRegistry
+    from gptoss_hub.sources import ModelSpec
 
 hookspec = pluggy.HookspecMarker("gptoss_hub")
 
@@ -27,4 +30,21 @@ def gptoss_hub_register_backends(registry: BackendRegistry) -> None:
 
     :param registry: call `registry.add(MyBackend)` for each `gptoss_hub.Backend` subclass the plugin
         provides. A duplicate or invalid backend raises `PluginError` naming the plugin.
+    """
+
+
+@hookspec
+def gptoss_hub_rank_candidate(
+    candidate: Candidate, spec: ModelSpec, report: HardwareReport, preferences: Preferences
+) -> int | str | None:
+    """Adjust how dispatch ranks one candidate backend, or veto it.
+
+    Called for every candidate of every plan, after the backend's own `check()`.
+
+    :param candidate: the backend considered, its rank and its rejection reasons so far.
+    :param spec: the model being planned.
+    :param report: the hardware the plan is for (possibly a recorded one, not this machine).
+    :param preferences: what the caller asked for (`serving`, `context_tokens`, …).
+    :return: `None` for no opinion, an `int` added to the candidate's rank, or a `str`: a reason that
+        vetoes the candidate, shown to the user like any other rejection.
     """

@@ -23,18 +23,21 @@ def load(
     *,
     backend: str = "auto",
     device: str | None = None,
+    serving: bool = False,
     **options: Any,
 ) -> Model:
     """Load a gpt-oss model on the best backend for this machine.
 
     `model`: an alias (`"20b"`, `"120b"`, `"tiny"`), a Hugging Face repo id, a local folder, a `.gguf`
-    file or an `http(s)://…/v1` endpoint. `backend`: `"auto"`, a family (`"transformers"`) or a full
-    backend name (`"transformers/cpu"`); `gptoss-hub plan MODEL` shows the choice and every rejection.
-    `device` and `options` are passed to the backend's `load()`; unknown options are an error.
+    file or an `http(s)://…/v1` endpoint. `backend`: `"auto"` (or `$GPTOSS_HUB_BACKEND`), a family
+    (`"transformers"`) or a full backend name (`"transformers/cpu"`); `serving=True` prefers backends that
+    batch many requests. `gptoss-hub plan MODEL` shows the choice and every rejection, and
+    `Model.info.plan` records it. `device` and `options` are passed to the backend's `load()`; unknown
+    options are an error.
     """
     spec = resolve_model(model)
     report = probe()
-    the_plan = plan(spec, report, backend=backend)
+    the_plan = plan(spec, report, backend=backend, serving=serving, context=options.get("max_context"))
     chosen = the_plan.require()
     registry = backend_registry()
     chosen_backend = registry.get(chosen.backend)
@@ -56,6 +59,7 @@ def load(
         attention=engine.info.attention,
         capabilities=asdict(engine.capabilities),
         reasons=reasons,
+        plan=the_plan.to_dict(),
         details=dict(engine.info.details),
     )
     return Model(engine, spec, info)

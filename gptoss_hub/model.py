@@ -42,6 +42,8 @@ class ModelInfo(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     #: Every fallback taken while loading (empty when the first choice loaded as planned).
     fallbacks: list[str] = Field(default_factory=list)
+    #: The dispatch plan: every candidate with its rank, rejections and rank adjustments.
+    plan: dict[str, Any] = Field(default_factory=dict)
     details: dict[str, Any] = Field(default_factory=dict)
 
 

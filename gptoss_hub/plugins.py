@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -38,7 +39,7 @@ class PluginFailure:
     """A plugin that could not be used, and why."""
 
     plugin: str
-    stage: str  # "import" or "register"
+    stage: str  # "import", "register" or "rank"
     error: str
 
 
@@ -97,6 +98,7 @@ class _Plugins:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.registry: BackendRegistry | None = None
+        self.manager: pluggy.PluginManager | None = None
         self.failures: list[PluginFailure] = []
 
     def load(self) -> BackendRegistry:
@@ -131,6 +133,7 @@ class _Plugins:
             except Exception as exc:
                 self._fail(implementation.plugin_name, "register", exc)
         registry._current_plugin = "<direct>"
+        self.manager = manager
         return registry
 
 
@@ -140,6 +143,28 @@ _PLUGINS = _Plugins()
 def backend_registry() -> BackendRegistry:
     """Every registered backend; plugins are loaded on the first call."""
     return _PLUGINS.load()
+
+
+def rank_opinions(**kwargs: Any) -> list[tuple[str, int | str]]:
+    """Each plugin's `gptoss_hub_rank_candidate` answer for one candidate, as (plugin name, answer).
+
+    A plugin whose hook raises or answers with something other than `None`, an `int` or a `str` is
+    reported like a plugin that failed to register, and its answer ignored.
+    """
+    _PLUGINS.load()
+    assert _PLUGINS.manager is not None
+    opinions: list[tuple[str, int | str]] = []
+    for implementation in _PLUGINS.manager.hook.gptoss_hub_rank_candidate.get_hookimpls():
+        try:
+            answer = implementation.function(**kwargs)
+            if answer is not None and (isinstance(answer, bool) or not isinstance(answer, (int, str))):
+                raise TypeError(f"gptoss_hub_rank_candidate returned {answer!r}; expected None, an int or a str")
+        except Exception as exc:
+            _PLUGINS._fail(implementation.plugin_name, "rank", exc)
+            continue
+        if answer is not None:
+            opinions.append((implementation.plugin_name, answer))
+    return opinions
 
 
 def plugin_errors() -> list[PluginFailure]:

@@ -46,6 +46,8 @@ class ModelSpec(BaseModel):
     repo_id: str | None = None
     revision: str | None = None
     url: str | None = None
+    #: The context length the caller plans to use (prompt plus completion); memory checks budget for it.
+    context_tokens: int | None = None
 
     @property
     def size(self) -> str | None:

@@ -5,7 +5,7 @@ from gptoss_hub.hardware import CpuInfo, probe
 
 import gptoss_hub as gh
 from gptoss_hub.engine import Backend
-from gptoss_hub.errors import BackendUnavailableError
+from gptoss_hub.errors import BackendUnavailableError, InvalidRequestError
 from gptoss_hub.plugins import BackendRegistry
 
 
@@ -78,3 +78,50 @@ def test_transformers_rejects_gguf_files(tmp_path):
     the_plan = gh.plan(gguf, backend="transformers/cpu")
     assert the_plan.chosen is None
     assert "not a GGUF file" in the_plan.candidates[0].reasons[0]
+
+
+def test_environment_variable_names_the_backend(monkeypatch):
+    registry = _registry(_backend("a", 50, []), _backend("b", 10, []))
+    monkeypatch.setenv("GPTOSS_HUB_BACKEND", "b")
+    assert gh.plan("tiny", registry=registry).chosen.backend == "b"
+    assert gh.plan("tiny", registry=registry, backend="a").chosen.backend == "a"  # an explicit choice wins
+
+
+def test_serving_prefers_batching_backends():
+    batching = _backend("batcher", 5, [])
+    batching.batching = True
+    registry = _registry(_backend("single", 50, []), batching)
+    assert gh.plan("tiny", registry=registry).chosen.backend == "single"
+    served = gh.plan("tiny", registry=registry, serving=True)
+    assert served.chosen.backend == "batcher" and "serving=True" in served.chosen.adjustments[0]
+
+
+def test_impossible_explicit_backend_and_no_backend_are_typed():
+    from gptoss_hub.errors import NoBackendError
+
+    registry = _registry(_backend("x", 1, ["x needs CUDA"]))
+    with pytest.raises(NoBackendError):
+        gh.plan("tiny", registry=registry).require()
+    with pytest.raises(BackendUnavailableError, match="Backend 'x' cannot run") as info:
+        gh.plan("tiny", registry=registry, backend="x").require()
+    assert not isinstance(info.value, NoBackendError)
+
+
+def test_context_length_counts_against_memory():
+    report = probe(cpu_detector=lambda: CpuInfo(cores=4, ram_total_bytes=46 * 1024**3))
+    assert gh.plan("20b", report, backend="transformers/cpu").chosen is not None
+    long = gh.plan("20b", report, backend="transformers/cpu", context=131_072)
+    assert long.chosen is None and "needs about 46 GiB" in long.candidates[0].reasons[0]
+    with pytest.raises(InvalidRequestError):
+        gh.plan("20b", report, context=0)
+
+
+def test_plans_for_recorded_machines_are_json_ready():
+    import json
+
+    from gptoss_hub.hardware import load_fixture
+
+    the_plan = gh.plan("120b", load_fixture("cpu-only"), backend="transformers")
+    data = json.loads(json.dumps(the_plan.to_dict()))
+    assert data["model"] == "openai/gpt-oss-120b" and data["chosen"] is None
+    assert {c["backend"] for c in data["candidates"]} >= {"transformers/cpu", "transformers/mxfp4+fa3"}

@@ -85,3 +85,36 @@ def test_registry_validates_what_plugins_add():
         registry.add(Nameless)
     with pytest.raises(BackendUnavailableError, match="Installed backends"):
         registry.get("missing")
+
+
+class _RankingPlugin:
+    """Vetoes transformers/cpu and promotes the echo backend."""
+
+    @plugins.hookimpl
+    def gptoss_hub_rank_candidate(self, candidate, spec, report, preferences):
+        if candidate.backend == "transformers/cpu":
+            return "site policy: no CPU inference"
+        if candidate.backend == "echo":
+            return 2000
+        return None
+
+
+class _BadRankingPlugin:
+    @plugins.hookimpl
+    def gptoss_hub_rank_candidate(self, candidate, spec, report, preferences):
+        return 1.5
+
+
+def test_a_ranking_plugin_changes_the_choice(fresh_plugins, monkeypatch):
+    import gptoss_hub as gh
+
+    assert gh.plan("tiny").chosen.backend == "transformers/cpu"
+    plugins._reset_for_tests()
+    _with_extra_entry_points(monkeypatch, [_EP("policy", _RankingPlugin), _EP("bad", _BadRankingPlugin)])
+    the_plan = gh.plan("tiny")
+    assert the_plan.chosen.backend == "echo"
+    cpu = next(c for c in the_plan.candidates if c.backend == "transformers/cpu")
+    assert cpu.reasons == ("site policy: no CPU inference (plugin policy)",)
+    assert "+2000: plugin policy" in the_plan.chosen.adjustments
+    failures = plugins.plugin_errors()
+    assert [(f.plugin, f.stage) for f in failures] == [("bad", "rank")] * len(failures) and failures

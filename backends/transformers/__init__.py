@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_hub.engine import Backend
-from gptoss_hub.memory import GIB, SHAPES, required_bytes
+from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, GIB, SHAPES, required_bytes
 from gptoss_hub.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class TransformersCpuBackend(Backend):
         reasons = _common_reasons(report, spec)
         available = report.cpu.ram_usable_bytes
         if spec.size in SHAPES and available:
-            needed = required_bytes(spec.size, "bf16")
+            needed = required_bytes(spec.size, "bf16", spec.context_tokens or DEFAULT_CONTEXT_TOKENS)
             if available < needed:
                 reasons.append(
                     f"{spec.name} needs about {needed / GIB:.0f} GiB of RAM in bf16 on the CPU "
