@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gptoss_hub._version import __version__
 from gptoss_hub.errors import GptOssHubError
-from gptoss_hub.plugins import hookimpl
+from gptoss_hub.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from gptoss_hub import hardware, harmony

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from gptoss_hub.sources import ModelSpec
 
 hookspec = pluggy.HookspecMarker("gptoss_hub")
+#: The decorator plugins put on their hook implementations (re-exported as `gptoss_hub.hookimpl`).
+hookimpl = pluggy.HookimplMarker("gptoss_hub")
 
 
 @hookspec

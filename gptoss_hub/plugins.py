@@ -19,6 +19,7 @@ import pluggy
 from gptoss_hub import hookspecs
 from gptoss_hub.engine import Backend
 from gptoss_hub.errors import BackendUnavailableError, PluginError
+from gptoss_hub.hookspecs import hookimpl
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "gptoss_hub"
-hookimpl = pluggy.HookimplMarker("gptoss_hub")
 _log = logging.getLogger(__name__)
 
 

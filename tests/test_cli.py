@@ -18,10 +18,33 @@ def test_version(capsys):
 def test_plan_and_doctor(capsys):
     assert main(["plan", "tiny"]) == 0
     assert "-> transformers/cpu" in capsys.readouterr().out
-    assert main(["plan", "20b", "--backend", "echo"]) == 0
+    assert main(["plan", "tiny", "--backend", "echo"]) == 0
+    assert main(["plan", "20b", "--backend", "echo"]) == 1
+    assert "echo only stands in for the tiny reference models" in capsys.readouterr().out
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "transformers/cpu (rank 10, plugin transformers)" in out and "echo (rank -1000, plugin echo)" in out
+    assert "transformers/cpu" in out and "echo" in out and 'load("20b") has no backend here' in out
+
+
+def test_plan_what_if_for_a_recorded_machine_as_json(capsys):
+    import json
+
+    assert main(["plan", "120b", "--hardware", "cpu-only", "--context", "32768", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["preferences"]["context_tokens"] == 32768 and data["chosen"] is None
+    cpu = next(c for c in data["candidates"] if c["backend"] == "transformers/cpu")
+    assert "GiB of RAM in bf16" in cpu["reasons"][0]
+    assert main(["plan", "tiny", "--hardware", "no-such-machine"]) == 2
+    assert "h100" in capsys.readouterr().err
+
+
+def test_doctor_json_is_complete(capsys):
+    import json
+
+    assert main(["doctor", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["hardware"]["cpu"]["cores"] >= 1 and "torch" in data["hardware"]["runtimes"]
+    assert {"20b", "120b"} == set(data["plans"]) and data["plugin_failures"] == []
 
 
 def test_one_shot_chat_on_echo_backend(capsys):
@@ -86,3 +109,14 @@ def test_readme_main_job_shows_reasoning_call_result_and_answer():
     assert f"← {json.dumps(get_weather('Tokyo'))}" in out
     answer = out.split(f"← {json.dumps(get_weather('Tokyo'))}", 1)[1]
     assert "rainy" in answer and "-5" in answer  # the final answer repeats the tool's output
+
+
+def test_doctor_imports_no_runtime():
+    code = (
+        "import sys, contextlib, io; from gptoss_hub.cli.main import main;"
+        "out = io.StringIO();\nwith contextlib.redirect_stdout(out): main(['doctor'])\n"
+        "print([m for m in ('torch', 'transformers', 'vllm', 'llama_cpp') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -7,6 +7,7 @@ Errors from the hub are printed as one readable message (exit status 2), not a t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,35 +23,80 @@ __all__ = ["build_parser", "main"]
 
 def _run_plan(args: argparse.Namespace, console: Console) -> int:
     from gptoss_hub.dispatch import plan
+    from gptoss_hub.hardware import load_report
 
-    the_plan = plan(args.model, backend=args.backend)
-    console.print(the_plan.explain(), markup=False, highlight=False)
+    report = load_report(args.hardware) if args.hardware else None
+    the_plan = plan(args.model, report, backend=args.backend, serving=args.serving, context=args.context)
+    if args.json:
+        console.print_json(json.dumps(the_plan.to_dict()))
+    else:
+        console.print(the_plan.explain(), markup=False, highlight=False)
     return 0 if the_plan.chosen else 1
 
 
-def _run_doctor(args: argparse.Namespace, console: Console) -> int:
+def _doctor_data() -> dict:
+    from gptoss_hub.dispatch import plan
     from gptoss_hub.hardware import probe
     from gptoss_hub.plugins import backend_registry, plugin_errors
 
     report = probe()
-    gib = 1024**3
-    console.print(f"gptoss-hub {__version__} on {report.os} {report.machine}", markup=False)
-    ram = f"{report.cpu.ram_total_bytes / gib:.1f} GiB RAM" if report.cpu.ram_total_bytes else "RAM unknown"
-    console.print(f"CPU: {report.cpu.model}, {report.cpu.cores} usable cores, {ram}", markup=False)
-    console.print(f"     flags: {', '.join(report.cpu.flags) or 'none of note'}", markup=False)
-    for accelerator in report.accelerators:
-        console.print(f"GPU: {accelerator.vendor} {accelerator.name} ({accelerator.family})", markup=False)
-    for detector, why in report.rejections.items():
-        console.print(f"  {detector}: {why}", style="dim", markup=False)
-    console.print("Runtimes: " + (", ".join(f"{k} {v}" for k, v in report.runtimes.items()) or "none"), markup=False)
     registry = backend_registry()
-    console.print("Backends:", markup=False)
-    for backend in registry.all():
-        console.print(f"  {backend.name} (rank {backend.rank}, plugin {registry.owner(backend.name)})", markup=False)
-    failures = plugin_errors()
-    for failure in failures:
-        console.print(f"  broken plugin {failure.plugin} ({failure.stage}): {failure.error}", style="red", markup=False)
-    return 1 if failures else 0
+    return {
+        "version": __version__,
+        "hardware": json.loads(report.model_dump_json()),
+        "backends": [
+            {"name": b.name, "rank": b.rank, "plugin": registry.owner(b.name), "description": b.description}
+            for b in registry.all()
+        ],
+        "plugin_failures": [{"plugin": f.plugin, "stage": f.stage, "error": f.error} for f in plugin_errors()],
+        "plans": {alias: plan(alias, report).to_dict() for alias in ("20b", "120b")},
+    }
+
+
+def _run_doctor(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    data = _doctor_data()
+    if args.json:
+        console.print_json(json.dumps(data))
+        return 1 if data["plugin_failures"] else 0
+    hardware = data["hardware"]
+    cpu = hardware["cpu"]
+    gib = 1024**3
+    machine = Table(title=f"gptoss-hub {__version__} on {hardware['os']} {hardware['machine']}", show_header=False)
+    ram = f"{cpu['ram_total_bytes'] / gib:.1f} GiB RAM" if cpu.get("ram_total_bytes") else "RAM unknown"
+    machine.add_row("CPU", f"{cpu['model']}, {cpu['cores']} usable cores, {ram}")
+    machine.add_row("CPU flags", ", ".join(cpu.get("flags", ())) or "none of note")
+    for accelerator in hardware["accelerators"]:
+        memory = accelerator.get("memory_total_bytes")
+        size = f", {memory / gib:.0f} GiB" if memory else ""
+        machine.add_row(
+            "GPU",
+            f"{accelerator['vendor']} {accelerator['name']} ({accelerator.get('family') or 'unknown family'}{size})",
+        )
+    for detector, why in hardware["rejections"].items():
+        machine.add_row(f"no {detector}", why)
+    machine.add_row("runtimes", ", ".join(f"{k} {v}" for k, v in hardware["runtimes"].items()) or "none")
+    console.print(machine)
+    backends = Table(title="Backends", show_lines=False)
+    for column in ("backend", "rank", "plugin", "what it is"):
+        backends.add_column(column)
+    for backend in data["backends"]:
+        backends.add_row(backend["name"], str(backend["rank"]), backend["plugin"], backend["description"])
+    for failure in data["plugin_failures"]:
+        backends.add_row(
+            f"[red]{failure['plugin']}[/red]", "-", failure["stage"], f"[red]broken: {failure['error']}[/red]"
+        )
+    console.print(backends)
+    for alias, the_plan in data["plans"].items():
+        chosen = the_plan["chosen"]
+        if chosen:
+            console.print(f'load("{alias}") would use [bold]{chosen}[/bold]')
+        else:
+            console.print(f'load("{alias}") has no backend here:')
+            for candidate in the_plan["candidates"]:
+                console.print(f"  {candidate['backend']}: {'; '.join(candidate['reasons'])}", markup=False)
+    return 1 if data["plugin_failures"] else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,11 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gptoss-hub {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_chat_parser(subparsers)
-    plan_parser = subparsers.add_parser("plan", help="show which backend would run MODEL here, and why")
+    plan_parser = subparsers.add_parser("plan", help="show which backend would run MODEL, and why not the others")
     plan_parser.add_argument("model")
-    plan_parser.add_argument("--backend", default="auto")
+    plan_parser.add_argument(
+        "--backend", default=None, help="auto (default, or $GPTOSS_HUB_BACKEND), a family or a name"
+    )
+    plan_parser.add_argument(
+        "--hardware",
+        metavar="FIXTURE_OR_JSON",
+        help="plan for another machine: a recorded fixture (h100, t4, …) or a report JSON",
+    )
+    plan_parser.add_argument("--context", type=int, default=None, help="context length to budget memory for (tokens)")
+    plan_parser.add_argument("--serving", action="store_true", help="prefer backends that batch many requests")
+    plan_parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan_parser.set_defaults(handler=_run_plan)
-    doctor = subparsers.add_parser("doctor", help="report the hardware, runtimes, backends and broken plugins")
+    doctor = subparsers.add_parser("doctor", help="report the hardware, runtimes, backends, broken plugins and plans")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(handler=_run_doctor)
     return parser
 
