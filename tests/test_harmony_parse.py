@@ -155,3 +155,18 @@ def test_cut_off_reply_has_length_finish():
     reply = parse(_ids("<|channel|>final<|message|>Once upon"))
     assert reply.finish_reason == "length" and reply.content == "Once upon" and reply.error is None
     assert reply.harmony[0]["content"][0]["text"] == "Once upon"
+
+
+def test_text_without_a_message_marker_is_a_malformed_header_and_parsing_recovers():
+    from gptoss_hub.harmony.parse import MAX_HEADER_TOKENS
+
+    garbage = _ids(" lighthouse" * (MAX_HEADER_TOKENS + 50))
+    tail = _ids("<|start|>assistant<|channel|>final<|message|>Recovered.<|return|>")
+    reply = parse(garbage + tail)
+    assert reply.error.code == "malformed_header" and f"past {MAX_HEADER_TOKENS} tokens" in reply.error.message
+    assert reply.error.token_index == MAX_HEADER_TOKENS and reply.error.raw_text.startswith(" lighthouse")
+    assert reply.content == "Recovered." and reply.token_ids == garbage + tail
+    # A real header, however long its recipient, stays well inside the bound.
+    long_name = "functions." + "very_long_tool_name_" * 4
+    call = parse(_ids(f"<|channel|>commentary to={long_name} <|constrain|>json<|message|>{{}}<|call|>"))
+    assert call.error is None and call.tool_calls[0].name == long_name.removeprefix("functions.")

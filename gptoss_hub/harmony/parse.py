@@ -38,6 +38,10 @@ __all__ = ["ReplyParser", "parse"]
 _FUNCTION_PREFIX = "functions."
 #: Ids from here up are harmony's special and reserved tokens; only they change the parser's state.
 _FIRST_SPECIAL_ID = 199_998
+#: Longest message header accepted, in tokens. Real headers ("assistant to=functions.NAME<|channel|>commentary
+#: <|constrain|>json") take a few dozen; a model emitting text with no `<|message|>` would otherwise keep
+#: the harmony parser re-reading an ever longer header, at a cost that grows with its square.
+MAX_HEADER_TOKENS = 128
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,6 +98,7 @@ class ReplyParser:
         # channel, so both are cached and refreshed after those.
         self._state = self._parser.state.name
         self._channel: str | None = None
+        self._header_tokens = 0  # header tokens since the last special token
         self.error: ReplyError | None = None
 
     # -- errors -------------------------------------------------------------------------------------
@@ -140,9 +145,18 @@ class ReplyParser:
             for synthetic in (ids["start"], *_assistant_ids()):
                 self._parser.process(synthetic)
             self._state = self._parser.state.name
-        elif state == "HEADER" and token_id in (ids["end"], ids["return"], ids["call"]):
-            self._fail("malformed_header", "a message header ended without <|message|>", events)
-            return events
+        elif state == "HEADER":
+            if token_id in (ids["end"], ids["return"], ids["call"]):
+                self._fail("malformed_header", "a message header ended without <|message|>", events)
+                return events
+            self._header_tokens += 1
+            if self._header_tokens > MAX_HEADER_TOKENS:
+                self._fail(
+                    "malformed_header",
+                    f"a message header ran past {MAX_HEADER_TOKENS} tokens without <|message|>",
+                    events,
+                )
+                return events
         try:
             self._parser.process(token_id)
         except Exception as exc:  # openai-harmony raises HarmonyError (a plain Exception subclass)
@@ -150,6 +164,7 @@ class ReplyParser:
             return events
         if token_id >= _FIRST_SPECIAL_ID:
             self._state, self._channel = self._parser.state.name, self._parser.current_channel
+            self._header_tokens = 0
             self._close_finished_messages(events)
             self._open_tool_call(events)
         self._route_delta(events)
@@ -163,6 +178,7 @@ class ReplyParser:
         self._parser = self._new_parser(None)
         self._resyncing = False
         self._state, self._channel = self._parser.state.name, None
+        self._header_tokens = 0
 
     def _describe(self, token_id: int, expected: str) -> str:
         return f"completion token {len(self.token_ids) - 1} ({self._encoding.decode([token_id])!r}) where {expected} was expected"
