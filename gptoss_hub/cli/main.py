@@ -1,4 +1,4 @@
-"""The `gptoss-hub` command: `chat`, `plan`, `doctor`.
+"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`.
 
 Errors from the hub are printed as one readable message (exit status 2), not a traceback; set
 `GPTOSS_HUB_DEBUG=1` to see the traceback.
@@ -16,6 +16,7 @@ from rich.console import Console
 
 from gptoss_hub._version import __version__
 from gptoss_hub.cli.chat import add_chat_parser
+from gptoss_hub.cli.convert import add_convert_parser
 from gptoss_hub.errors import GptOssHubError
 
 __all__ = ["build_parser", "main"]
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = subparsers.add_parser("doctor", help="report the hardware, runtimes, backends, broken plugins and plans")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(handler=_run_doctor)
+    add_convert_parser(subparsers)
     return parser
 
 
