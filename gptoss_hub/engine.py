@@ -28,6 +28,7 @@ __all__ = [
     "EngineInfo",
     "GenerationChunk",
     "GenerationRequest",
+    "token_chunk",
 ]
 
 
@@ -80,6 +81,14 @@ class GenerationChunk:
     token_ids: list[int]
     finish_reason: Literal["stop", "length"] | None = None
     logprobs: list[dict[int, float]] | None = None
+
+
+def token_chunk(token: int, produced: int, budget: int, stop: bool) -> GenerationChunk:
+    """The chunk for one generated id, the `produced`-th: it finishes the generation with "stop" when `stop`
+    (a stop id), else with "length" when it uses up the `budget`; otherwise it leaves it open."""
+    if stop:
+        return GenerationChunk([token], "stop")
+    return GenerationChunk([token], "length" if produced >= budget else None)
 
 
 class EngineInfo(BaseModel):

@@ -16,14 +16,22 @@ def test_version(capsys):
 
 
 def test_plan_and_doctor(capsys):
+    from gptoss_hub.hardware import probe
+
+    # On a CPU-only machine llama.cpp comes first where it is installed (DESIGN.md section 6).
+    with_llamacpp = "llama_cpp" in probe().runtimes
     assert main(["plan", "tiny"]) == 0
-    assert "-> transformers/cpu" in capsys.readouterr().out
+    assert ("-> llamacpp" if with_llamacpp else "-> transformers/cpu") in capsys.readouterr().out
     assert main(["plan", "tiny", "--backend", "echo"]) == 0
     assert main(["plan", "20b", "--backend", "echo"]) == 1
     assert "echo only stands in for the tiny reference models" in capsys.readouterr().out
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "transformers/cpu" in out and "echo" in out and 'load("20b") has no backend here' in out
+    assert "transformers/cpu" in out and "echo" in out and 'load("120b") has no backend here' in out
+    # 20b needs about 43 GiB through transformers on the CPU, about 15 GiB as an MXFP4 GGUF.
+    ram = probe().cpu.ram_usable_bytes
+    if with_llamacpp and ram and ram > 16 * 1024**3:
+        assert 'load("20b") would use llamacpp' in out
 
 
 def test_plan_what_if_for_a_recorded_machine_as_json(capsys):

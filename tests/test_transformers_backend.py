@@ -109,21 +109,14 @@ def test_unknown_load_option_is_a_typed_error():
         gh.load("tiny", backend="transformers", device="cuda")
 
 
-def test_hugging_face_repo_id_loads_from_the_hub_cache_offline(tmp_path):
+def test_hugging_face_repo_id_loads_from_the_hub_cache_offline(offline_hub):
     """A repo id goes through huggingface_hub; with HF_HUB_OFFLINE=1 its local cache is used."""
-    import os
-    import shutil
     import subprocess
     import sys
 
     from gptoss_hub.testing import checkpoint_path
 
-    commit = "0" * 40
-    repo = tmp_path / "hub" / "models--someorg--gpt-oss-tiny"
-    shutil.copytree(checkpoint_path("tiny-harmony"), repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    env = offline_hub("someorg/gpt-oss-tiny", {p.name: p for p in checkpoint_path("tiny-harmony").iterdir()})
     code = (
         "import gptoss_hub as gh; m = gh.load('someorg/gpt-oss-tiny');"
         "r = m.chat([{'role': 'user', 'content': 'What is 2 + 2?'}]);"

@@ -9,7 +9,7 @@ from typing import Any
 from gptoss_hub.backends.transformers.sampling import next_token
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest
+from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest, token_chunk
 from gptoss_hub.errors import BackendError, InvalidRequestError
 from gptoss_hub.sources import ModelSpec
 
@@ -112,13 +112,10 @@ class TransformersEngine(Engine):
             outputs = self.model(input_ids=torch.tensor([request.prompt_ids]), use_cache=True)
             for produced in range(1, budget + 1):
                 token = next_token(outputs.logits[0, -1], request, generator)
-                if token in stops:
-                    yield GenerationChunk([token], "stop")
+                chunk = token_chunk(token, produced, budget, token in stops)
+                yield chunk
+                if chunk.finish_reason:
                     return
-                if produced == budget:
-                    yield GenerationChunk([token], "length")
-                    return
-                yield GenerationChunk([token])
                 outputs = self.model(
                     input_ids=torch.tensor([[token]]), past_key_values=outputs.past_key_values, use_cache=True
                 )
