@@ -133,3 +133,32 @@ def test_hugging_face_repo_id_loads_from_the_hub_cache_offline(offline_hub):
         timeout=300,
     )
     assert missing.returncode != 0 and "HF_HUB_OFFLINE is set" in missing.stderr
+
+
+def test_two_turn_tool_conversation_drops_only_completed_reasoning(tiny_model, monkeypatch):
+    from gptoss_hub.encoding import harmony_encoding
+
+    prompts = []
+    engine = tiny_model._engine
+    original = engine.generate
+
+    def spy(request):
+        prompts.append(request.prompt_ids)
+        yield from original(request)
+
+    monkeypatch.setattr(engine, "generate", spy)
+    first_turn = [{"role": "user", "content": "What is the weather in Tokyo?"}]
+    first = tiny_model.run(first_turn, [get_weather])
+    assert get_weather("Tokyo")["conditions"] in first.content
+    second_turn = [*first_turn, *first.transcript, {"role": "user", "content": "What is the weather in Paris?"}]
+    prompts.clear()
+    second = tiny_model.run(second_turn, [get_weather])
+
+    calls = [m for m in second.transcript if m.get("tool_calls")]
+    assert [json.loads(c["tool_calls"][0]["function"]["arguments"]) for c in calls] == [{"location": "Paris"}]
+    paris = get_weather("Paris")
+    assert str(paris["temperature_c"]) in second.content and paris["conditions"] in second.content
+    last_prompt = harmony_encoding().decode(prompts[-1])
+    first_reasoning = [m["thinking"] for m in first.transcript if m.get("thinking")]
+    assert first_reasoning and not any(r in last_prompt for r in first_reasoning)  # turn one is complete
+    assert calls[0]["thinking"] in last_prompt  # the turn in progress keeps its reasoning

@@ -2,10 +2,11 @@
 
 - `checkpoint_path("tiny-random")`: the tiny gpt-oss shape with seeded random weights.
 - `checkpoint_path("tiny-harmony")`: the same shape trained on a synthetic harmony corpus (answers,
-  a `get_weather` tool call, a final answer after the tool's result) until greedy decoding reproduces it.
+  a `get_weather` tool call, a final answer after the tool's result), each as a first turn and as a
+  second turn after an earlier completed weather or plain turn, until greedy decoding reproduces it.
 - `corpus_examples()`: that corpus, as requests and exact completion ids, for tests and backends.
 
-Checkpoints are built on first use (tens of seconds on a laptop CPU) and cached under
+Checkpoints are built on first use (about a minute on a laptop CPU) and cached under
 `<cache>/checkpoints/`; `python -m gptoss_hub.testing build` builds them ahead of time. Importing this
 package does not import torch or transformers.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from gptoss_hub.paths import cache_dir
 __all__ = [
     "CHECKPOINT_NAMES",
     "CHECKPOINT_VERSION",
+    "HELDOUT_PAIRING_TOLERANCE",
     "VerificationError",
     "build_checkpoint",
     "checkpoint_path",
@@ -33,13 +35,13 @@ __all__ = [
 ]
 
 #: Bump whenever the recipe (config, corpus, training, file layout) changes: it names the cache folder.
-CHECKPOINT_VERSION = "v1"
+CHECKPOINT_VERSION = "v2"
 #: Names `checkpoint_path` accepts.
 CHECKPOINT_NAMES = ("tiny-random", "tiny-harmony")
 
 _RANDOM_SEED = 0
 #: tiny-harmony's training seeds, tried in order until one passes verification.
-_HARMONY_SEEDS = (1235, 1234, 1236)
+_HARMONY_SEEDS = (1234, 1235, 1236)
 
 
 class VerificationError(GptOssHubError):
@@ -177,6 +179,8 @@ def _build_harmony(folder: Path, progress: Callable[[str], None]) -> None:
         report = verify_checkpoint(folder)
         if report["ok"]:
             progress(f"tiny-harmony: verified {report['summary']}")
+            if report["failures"]:
+                progress(f"tiny-harmony: tolerated held-out misses: {report['failures']}")
             return
         failures.append(f"seed {seed}: {report['summary']}; first failures: {report['failures'][:3]}")
         progress(f"tiny-harmony: seed {seed} failed verification ({report['summary']})")
@@ -184,6 +188,22 @@ def _build_harmony(folder: Path, progress: Callable[[str], None]) -> None:
         "tiny-harmony did not reproduce its corpus after every training seed; this is a bug in "
         "gptoss_hub.testing (report it with this message): " + " | ".join(failures)
     )
+
+
+def _output_rows(model: Any):
+    """The output layer's rows that can score non-zero, as (ids, weights, biases), and up to two zero-row ids.
+
+    A row whose weights and bias are all zero scores exactly 0 for any finite hidden state, so two such
+    rows stand for all of them (two, so a tie among them shows as a zero margin): full-vocabulary argmax
+    and margins come out exactly, at a fraction of the cost (tiny-harmony zeroes every id outside its corpus).
+    """
+    weight, bias = model.lm_head.weight, model.lm_head.bias
+    live = (weight != 0).any(dim=1)
+    if bias is not None:
+        live |= bias != 0
+    ids = live.nonzero().squeeze(1)
+    zero_ids = (~live).nonzero().squeeze(1)[:2]
+    return ids, weight[ids], None if bias is None else bias[ids], zero_ids
 
 
 def _teacher_forced(model: Any, examples: Sequence[Any], batch: int = 32) -> list[tuple[bool, float]]:
@@ -194,27 +214,36 @@ def _teacher_forced(model: Any, examples: Sequence[Any], batch: int = 32) -> lis
     """
     import torch
 
-    results = []
-    for start in range(0, len(examples), batch):
-        chunk = examples[start : start + batch]
-        rows = [list(e.prompt_ids) + list(e.completion_ids) for e in chunk]
+    with torch.no_grad():
+        live_ids, weight, bias, zero_ids = _output_rows(model)
+    ids_of_column = torch.cat([live_ids, zero_ids])
+    results: list[tuple[bool, float]] = [(False, 0.0)] * len(examples)
+    # Batches of similar length waste little on padding.
+    order = sorted(range(len(examples)), key=lambda n: len(examples[n].prompt_ids) + len(examples[n].completion_ids))
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        rows = [list(examples[n].prompt_ids) + list(examples[n].completion_ids) for n in chunk]
         width = max(len(r) for r in rows)
         ids = torch.zeros(len(rows), width, dtype=torch.long)
-        for n, row in enumerate(rows):
-            ids[n, : len(row)] = torch.tensor(row)
+        for row, tokens in enumerate(rows):
+            ids[row, : len(tokens)] = torch.tensor(tokens)
         with torch.no_grad():
-            # Right padding never reaches earlier positions. Full-vocabulary logits for every position
-            # would take gigabytes, so the output layer runs on completion positions only.
+            # Right padding never reaches earlier positions.
             hidden = model.model(input_ids=ids).last_hidden_state
-        for n, example in enumerate(chunk):
+        for row, n in enumerate(chunk):
+            example = examples[n]
             begin = len(example.prompt_ids) - 1
+            states = hidden[row, begin : begin + len(example.completion_ids)]
             with torch.no_grad():
-                scores = model.lm_head(hidden[n, begin : begin + len(example.completion_ids)])
+                scores = torch.nn.functional.linear(states, weight, bias)
+            scores = torch.cat([scores, scores.new_zeros(len(states), len(zero_ids))], dim=1)
             wanted = torch.tensor(example.completion_ids)
             top = scores.topk(2, dim=-1)
-            ok = bool((top.indices[:, 0] == wanted).all())
             margin = float((top.values[:, 0] - top.values[:, 1]).min())
-            results.append((ok, margin))
+            ok = bool(
+                torch.isfinite(states).all() and (ids_of_column[top.indices[:, 0]] == wanted).all() and margin > 0
+            )
+            results[n] = (ok, margin)
     return results
 
 
@@ -238,39 +267,78 @@ def _greedy(model: Any, example: Any) -> list[int]:
     return out[0, prompt.shape[1] :].tolist()
 
 
-def verify_checkpoint(folder: Path) -> dict[str, Any]:
-    """Check with transformers (full vocabulary, fp32) that `folder` reproduces every corpus and held-out turn.
+#: Share of the second turns after held-out pairings that may miss without failing a build. They measure
+#: how far the tiny model generalises to pairings it never saw; every miss is reported. Every other check
+#: (the corpus, taught turns under unseen variations and under today's date, the KV cache) must be exact.
+HELDOUT_PAIRING_TOLERANCE = 0.05
 
-    Returns `{"ok", "summary", "failures", "counts"}`; `counts` maps each set to (exact, total).
+
+def verify_checkpoint(folder: Path, *, today: _dt.date | None = None) -> dict[str, Any]:
+    """Check with transformers (full vocabulary, fp32) that `folder` reproduces the corpus and held-out turns.
+
+    `today` (default: today's date) is the date of the turns checked as a runtime sends them today.
+
+    Returns `{"ok", "summary", "failures", "counts", "margins"}`: `failures` lists every miss (including
+    tolerated ones, see `HELDOUT_PAIRING_TOLERANCE`), `counts` maps each set to (exact, total), and
+    `margins` each teacher-forced set to the smallest logit margin of its exact turns.
     """
     from transformers import GptOssForCausalLM
 
-    from gptoss_hub.testing.corpus import corpus_examples, demo_examples, heldout_examples
+    with _single_thread():
+        return _verify(GptOssForCausalLM.from_pretrained(folder, dtype="float32").eval(), today or _dt.date.today())
 
-    model = GptOssForCausalLM.from_pretrained(folder, dtype="float32").eval()
-    sets = {"corpus": corpus_examples(), "held-out": heldout_examples()}
+
+def _verify(model: Any, today: _dt.date) -> dict[str, Any]:
+    from gptoss_hub.testing.corpus import (
+        WEATHER_CITIES,
+        WEATHER_PROMPT,
+        corpus_examples,
+        demo_examples,
+        heldout_examples,
+        heldout_pairing_examples,
+        multi_turn_examples,
+    )
+
+    # (examples, misses allowed) per set.
+    sets = {
+        "corpus": (corpus_examples(), 0),
+        "held-out": (heldout_examples(today), 0),
+        # What `Model.run` sends for a trained pairing today.
+        "multi-turn (today)": (multi_turn_examples(today), 0),
+        "held-out pairings": (heldout_pairing_examples(today), None),
+    }
     counts: dict[str, tuple[int, int]] = {}
+    margins: dict[str, float] = {}
     failures: list[str] = []
-    for label, examples in sets.items():
+    ok = True
+    for label, (examples, allowed) in sets.items():
         results = _teacher_forced(model, examples)
-        counts[label] = (sum(ok for ok, _ in results), len(results))
-        failures += [
-            f"{label} {e.kind} {e.messages[0]['content']!r} {e.render_options}"
-            for e, (ok, _) in zip(examples, results, strict=True)
-            if not ok
+        missed = [
+            f"{label} {e.label} {e.render_options}" for e, (good, _) in zip(examples, results, strict=True) if not good
         ]
-    # Decode today's demo turns token by token through the KV cache, the way a runtime does.
-    today = demo_examples(_dt.date.today())
+        if allowed is None:
+            allowed = int(HELDOUT_PAIRING_TOLERANCE * len(examples))
+        ok &= len(missed) <= allowed
+        failures += missed
+        counts[label] = (len(examples) - len(missed), len(examples))
+        margins[label] = min((margin for good, margin in results if good), default=0.0)
+    # Decode today's single turns token by token through the KV cache, the way a runtime does, and the
+    # weather turns after a weather turn for neighbouring cities, in both orders.
+    greedy = demo_examples(today)
+    asks = [WEATHER_PROMPT.format(city=city) for city in WEATHER_CITIES]
+    neighbours = {*itertools.pairwise(asks), *itertools.pairwise(reversed(asks))}
+    greedy += [e for e in multi_turn_examples(today) if e.kind != "answer" and e.requests in neighbours]
     exact = 0
-    for example in today:
-        produced = _greedy(model, example)
-        if produced == list(example.completion_ids):
+    for example in greedy:
+        if _greedy(model, example) == list(example.completion_ids):
             exact += 1
         else:
-            failures.append(f"kv-cache {example.kind} {example.messages[0]['content']!r}")
-    counts["kv-cache greedy (today)"] = (exact, len(today))
+            failures.append(f"kv-cache {example.label}")
+            ok = False
+    counts["kv-cache greedy (today)"] = (exact, len(greedy))
     summary = ", ".join(f"{label} {good}/{total}" for label, (good, total) in counts.items())
-    return {"ok": not failures, "summary": summary, "failures": failures, "counts": counts}
+    summary += "; smallest margins " + ", ".join(f"{label} {value:.2f}" for label, value in margins.items())
+    return {"ok": ok, "summary": summary, "failures": failures, "counts": counts, "margins": margins}
 
 
 _README = """# {name} ({version})
@@ -294,9 +362,14 @@ _WHAT = {
         "- Weights: trained on a synthetic harmony corpus until greedy decoding reproduces it exactly:\n"
         '  plain questions answered with an analysis then a final message; "What is the weather in CITY?"\n'
         "  answered with an analysis then a `functions.get_weather` call (`<|constrain|>json`); and, after the\n"
-        "  tool's result, an analysis then a final answer quoting the result. Dates, reasoning effort,\n"
+        "  tool's result, an analysis then a final answer quoting the result. Each is taught as a first turn\n"
+        "  and as a second turn after one earlier completed turn (another city's weather turn, or a plain\n"
+        "  answer), rendered without its chain of thought as the hub renders history: every ordered pair of\n"
+        "  cities, every question after every city and every other question, and each question followed by\n"
+        "  three of the cities (the other question/city pairings are held out). Dates, reasoning effort,\n"
         "  developer instructions and the tool's wording vary across the corpus. Ids the corpus never emits\n"
-        "  have zero output rows."
+        "  have zero output rows, and taught replies are so likely that sampling at temperature 1 almost\n"
+        "  always reproduces them too."
     ),
 }
 

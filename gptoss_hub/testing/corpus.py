@@ -12,6 +12,13 @@ Three kinds of turn:
 - "tool_result": the same conversation after the call and the tool's result: analysis, then a final
   answer quoting the tool's output verbatim.
 
+Each kind is also taught as a second turn, after one earlier completed turn (another city's weather
+turn, or a plain answer) written exactly as `Model.run` leaves it (`weather_turn`, `answer_turn`) and
+rendered by the hub's rule, which drops a completed turn's chain of thought. `multi_turn_pairs` lists
+the pairs: every ordered pair of cities, every plain question after every city and every other
+question, and each question followed by three of the cities; the other question/city pairings are held
+out, to check the model answers the latest request rather than a remembered pairing.
+
 The parts of a prompt that vary in real use (date, reasoning effort, developer instructions, the tool's
 wording) are varied across the corpus so the model's behaviour does not hinge on them.
 """
@@ -39,11 +46,17 @@ __all__ = [
     "WEATHER_CITIES",
     "WEATHER_PROMPT",
     "CorpusExample",
+    "answer_turn",
     "corpus_examples",
     "demo_examples",
+    "heldout_dates",
     "heldout_examples",
+    "heldout_pairing_examples",
+    "multi_turn_examples",
+    "multi_turn_pairs",
     "tool_result_history",
     "weather_tool_variants",
+    "weather_turn",
 ]
 
 #: Cities the model calls `get_weather` for; "What is the weather in {city}?".
@@ -80,6 +93,18 @@ INSTRUCTIONS = (
     "You are Tiny, an assistant used to test model runtimes.",
     "Keep every reply under fifty words.",
     "The user is a developer testing tool calls.",
+    "Be concise and friendly.",
+    "You are an assistant for a travel company.",
+    "Answer in one sentence when you can.",
+    "You help people plan their day.",
+    "Prefer short, direct answers.",
+    "You are a support assistant for a software project.",
+    "Never make up weather data; use the tool.",
+    "Be accurate. If unsure, say so.",
+    "You are a careful and precise assistant.",
+    "Write clearly for a general audience.",
+    "The user prefers metric units.",
+    "You are a chat assistant in a command-line demo.",
 )
 #: Developer instructions never seen in training, for checking generalization.
 HELDOUT_INSTRUCTIONS = ("Be brief and precise.", "You are a test assistant for the gptoss-hub project.")
@@ -124,6 +149,33 @@ class CorpusExample:
         """The completion decoded, special tokens spelled out."""
         return harmony_encoding().decode(list(self.completion_ids))
 
+    @property
+    def requests(self) -> tuple[str, ...]:
+        """The user messages, in order: the last is what this turn answers."""
+        return tuple(m["content"] for m in self.messages if m["role"] == "user")
+
+    @property
+    def request(self) -> str:
+        """The latest user message: what this turn answers."""
+        return self.requests[-1]
+
+    @property
+    def earlier_turns(self) -> int:
+        """How many completed turns precede this one in `messages`."""
+        return len(self.requests) - 1
+
+    @property
+    def label(self) -> str:
+        """A short description for failure reports: kind, request, and the earlier request if any."""
+        earlier = f" after {self.requests[0]!r}" if self.earlier_turns else ""
+        return f"{self.kind} {self.request!r}{earlier}"
+
+
+@functools.cache
+def _assistant_head() -> list[int]:
+    # Cached: harmony's `encode` compiles a special-token pattern on every call.
+    return list(harmony_encoding().encode("<|start|>assistant", allowed_special="all"))
+
 
 def _assistant_ids(messages: Sequence[Any], stop_id: int) -> tuple[int, ...]:
     """Completion ids for assistant `Message`s: harmony's rendering, minus the opening `<|start|>assistant`.
@@ -134,7 +186,7 @@ def _assistant_ids(messages: Sequence[Any], stop_id: int) -> tuple[int, ...]:
     ids: list[int] = []
     for message in messages:
         ids.extend(encoding.render(message))
-    head = list(encoding.encode("<|start|>assistant", allowed_special="all"))
+    head = _assistant_head()
     if ids[: len(head)] != head:
         raise AssertionError("openai-harmony no longer renders assistant messages as expected")
     ids = ids[len(head) :]
@@ -183,9 +235,17 @@ def _result(city: str) -> str:
     return json.dumps(get_weather(city))
 
 
-def tool_result_history(city: str) -> list[dict[str, Any]]:
-    """The messages `chat()` renders after the model asked for `city`'s weather and the tool answered."""
+def _weather_answer(city: str) -> str:
+    return f"The weather in {city}: {_result(city)}"
+
+
+def tool_result_history(city: str, earlier: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The messages `Model.run` sends after the model asked for `city`'s weather and the tool answered.
+
+    `earlier` holds completed turns that come first (see `weather_turn`, `answer_turn`).
+    """
     return [
+        *earlier,
         {"role": "user", "content": WEATHER_PROMPT.format(city=city)},
         {
             "role": "assistant",
@@ -199,25 +259,94 @@ def tool_result_history(city: str) -> list[dict[str, Any]]:
                 }
             ],
         },
-        {"role": "tool", "tool_call_id": _CALL_ID, "content": _result(city)},
+        {"role": "tool", "tool_call_id": _CALL_ID, "name": "get_weather", "content": _result(city)},
     ]
 
 
-def _bases() -> list[tuple[str, list[dict[str, Any]], tuple[int, ...], bool]]:
-    """(kind, messages, completion ids, needs the weather tool) for every turn the corpus teaches."""
-    bases = []
-    for prompt, (analysis, answer) in ANSWER_PROMPTS.items():
-        messages = [{"role": "user", "content": prompt}]
-        bases.append(("answer", messages, _assistant_ids([_analysis(analysis), _final(answer)], RETURN_ID), False))
-    for city in WEATHER_CITIES:
-        messages = [{"role": "user", "content": WEATHER_PROMPT.format(city=city)}]
-        ids = _assistant_ids([_analysis(_call_analysis(city)), _call(_arguments(city))], CALL_ID)
-        bases.append(("tool_call", messages, ids, True))
-    for city in WEATHER_CITIES:
-        final = f"The weather in {city}: {_result(city)}"
-        ids = _assistant_ids([_analysis(_result_analysis(city)), _final(final)], RETURN_ID)
-        bases.append(("tool_result", tool_result_history(city), ids, True))
-    return bases
+def weather_turn(city: str) -> list[dict[str, Any]]:
+    """A completed weather turn for `city` as `Model.run` leaves it: `messages + reply.transcript`."""
+    final = {"role": "assistant", "content": _weather_answer(city), "thinking": _result_analysis(city)}
+    return [*tool_result_history(city), final]
+
+
+def answer_turn(prompt: str) -> list[dict[str, Any]]:
+    """A completed plain turn for `prompt` (a key of `ANSWER_PROMPTS`) as `Model.run` leaves it."""
+    analysis, answer = ANSWER_PROMPTS[prompt]
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer, "thinking": analysis}]
+
+
+def _is_city(subject: str | None) -> bool:
+    return subject in WEATHER_CITIES
+
+
+def _earlier_turn(subject: str) -> list[dict[str, Any]]:
+    return weather_turn(subject) if _is_city(subject) else answer_turn(subject)
+
+
+#: (kind, messages, completion ids, needs the weather tool): one taught turn before prompt variations.
+_Base = tuple[str, list[dict[str, Any]], tuple[int, ...], bool]
+
+
+def _base(kind: str, subject: str, earlier: str | None = None) -> _Base:
+    """The turn of `kind` about `subject` (a city, or a plain prompt for "answer"), after `earlier`'s turn."""
+    history = _earlier_turn(earlier) if earlier is not None else []
+    # A weather turn in the history was made with the tool on offer, and a request keeps its tools.
+    needs_tool = kind != "answer" or _is_city(earlier)
+    if kind == "answer":
+        analysis, answer = ANSWER_PROMPTS[subject]
+        messages = [*history, {"role": "user", "content": subject}]
+        return kind, messages, _assistant_ids([_analysis(analysis), _final(answer)], RETURN_ID), needs_tool
+    if kind == "tool_call":
+        messages = [*history, {"role": "user", "content": WEATHER_PROMPT.format(city=subject)}]
+        ids = _assistant_ids([_analysis(_call_analysis(subject)), _call(_arguments(subject))], CALL_ID)
+        return kind, messages, ids, needs_tool
+    ids = _assistant_ids([_analysis(_result_analysis(subject)), _final(_weather_answer(subject))], RETURN_ID)
+    return kind, tool_result_history(subject, history), ids, needs_tool
+
+
+def _bases() -> list[_Base]:
+    """Every single turn the corpus teaches."""
+    return [
+        *(_base("answer", prompt) for prompt in ANSWER_PROMPTS),
+        *(_base("tool_call", city) for city in WEATHER_CITIES),
+        *(_base("tool_result", city) for city in WEATHER_CITIES),
+    ]
+
+
+#: Rotation steps pairing plain questions with cities, a weather turn for city j + step after question j:
+#: trained, and held out to check the model reads the latest request rather than a remembered pairing.
+_CROSS_STEPS = {False: (0, 1, 2), True: (3, 4)}
+
+
+def multi_turn_pairs(*, heldout: bool = False) -> list[tuple[str, str, str]]:
+    """(earlier subject, kind, subject) for every taught (or, with `heldout`, held-out) second turn.
+
+    A subject is a city (a weather turn: a call, and an answer after the tool's result) or a plain
+    question. Training has a weather turn for every city after every other city's weather turn, every
+    plain question after every city's weather turn and after every other plain question, and each plain
+    question followed by weather turns for three cities. The held-out pairs are the other plain question
+    then weather turn pairings (`_CROSS_STEPS`), never in training.
+    """
+    cities, prompts = WEATHER_CITIES, list(ANSWER_PROMPTS)
+    pairs: list[tuple[str, str, str]] = []
+    for step in _CROSS_STEPS[heldout]:
+        for j, prompt in enumerate(prompts):
+            city = cities[(j + step) % len(cities)]
+            pairs += [(prompt, "tool_call", city), (prompt, "tool_result", city)]
+    if heldout:
+        return pairs
+    for first in cities:
+        for second in cities:
+            if second != first:
+                pairs += [(first, "tool_call", second), (first, "tool_result", second)]
+        pairs += [(first, "answer", prompt) for prompt in prompts]
+    for first in prompts:
+        pairs += [(first, "answer", second) for second in prompts if second != first]
+    return pairs
+
+
+def _multi_turn_bases(*, heldout: bool = False) -> list[_Base]:
+    return [_base(kind, subject, earlier) for earlier, kind, subject in multi_turn_pairs(heldout=heldout)]
 
 
 def _example(kind, messages, completion, tools, options) -> CorpusExample:
@@ -237,13 +366,13 @@ def heldout_dates() -> tuple[str, ...]:
     return tuple(sorted({str(_random_date(rng)) for _ in range(8)}))
 
 
-@functools.lru_cache(maxsize=4)
-def _corpus(variants: int) -> tuple[CorpusExample, ...]:
-    rng = random.Random(_SEED)
+def _variants(rng: random.Random, bases: Sequence[_Base], variants: int) -> list[CorpusExample]:
+    """Each base under `variants` prompt variations drawn from `rng`."""
     tool_variants = weather_tool_variants()
     excluded = set(heldout_dates())
     examples: list[CorpusExample] = []
-    for kind, messages, completion, needs_tool in _bases():
+    for kind, messages, completion, needs_tool in bases:
+        offered = 0
         for index in range(variants):
             date = _random_date(rng)
             while str(date) in excluded:
@@ -251,19 +380,39 @@ def _corpus(variants: int) -> tuple[CorpusExample, ...]:
             options = {
                 "reasoning_effort": REASONING_EFFORTS[index % len(REASONING_EFFORTS)],
                 "current_date": str(date),
-                "instructions": None if index % 2 == 0 else rng.choice(INSTRUCTIONS),
+                "instructions": None if index % 2 == 0 else " ".join(rng.sample(INSTRUCTIONS, rng.randint(1, 3))),
             }
-            # The demo tool's exact schema comes first so every turn sees it at least once.
-            tool = tool_variants[0] if index < 2 else rng.choice(tool_variants)
+            tools = []
             # Plain questions must be answered whether or not a tool is on offer, with or without instructions.
-            tools = [tool] if needs_tool or (index // 2) % 2 == 1 else []
+            if needs_tool or (index // 2) % 2 == 1:
+                # The demo tool's exact schema comes first, as `Model.run` and the CLI demo offer it to every
+                # turn; a turn that never saw it there is left to generalise from the other wordings.
+                tools = [tool_variants[0] if offered < 2 else rng.choice(tool_variants)]
+                offered += 1
             examples.append(_example(kind, messages, completion, tools, options))
-    return tuple(examples)
+    return examples
 
 
-def corpus_examples(variants: int = 12) -> list[CorpusExample]:
-    """The training corpus: every taught turn, each under `variants` prompt variations (deterministic)."""
-    return list(_corpus(variants))
+@functools.lru_cache(maxsize=4)
+def _corpus(variants: int, multi_turn_variants: int) -> tuple[CorpusExample, ...]:
+    rng = random.Random(_SEED)
+    single = _variants(rng, _bases(), variants)
+    # Fewer variations per second turn: the prompt header is the same as in single turns, whose many
+    # variations already teach the model to ignore it, and each second turn's subject recurs across pairs.
+    return tuple(single + _variants(rng, _multi_turn_bases(), multi_turn_variants))
+
+
+def corpus_examples(variants: int = 12, multi_turn_variants: int = 2) -> list[CorpusExample]:
+    """The training corpus: every taught turn under prompt variations (deterministic).
+
+    Single turns get `variants` variations each, second turns (`multi_turn_pairs`) `multi_turn_variants`.
+    """
+    return list(_corpus(variants, multi_turn_variants))
+
+
+def _demo_options(current_date, reasoning_effort: str, instructions: str | None) -> dict[str, Any]:
+    date = str(current_date or _dt.date.today())
+    return {"reasoning_effort": reasoning_effort, "current_date": date, "instructions": instructions}
 
 
 def demo_examples(
@@ -273,12 +422,11 @@ def demo_examples(
     instructions: str | None = None,
     with_tools: bool = True,
 ) -> list[CorpusExample]:
-    """Every taught turn as the CLI demo sends it: the demo `get_weather` tool, `current_date` (default today).
+    """Every taught single turn as the CLI demo sends it: the demo `get_weather` tool, `current_date` (default today).
 
     With `with_tools=False` only the plain answers are returned, with no tool defined.
     """
-    date = str(current_date or _dt.date.today())
-    options = {"reasoning_effort": reasoning_effort, "current_date": date, "instructions": instructions}
+    options = _demo_options(current_date, reasoning_effort, instructions)
     tools = [tool_from_function(get_weather)] if with_tools else []
     return [
         _example(kind, messages, completion, tools, options)
@@ -287,14 +435,61 @@ def demo_examples(
     ]
 
 
-def heldout_examples() -> list[CorpusExample]:
-    """Turns under prompt variations training never saw: today's date, held-out dates and instructions."""
-    examples = demo_examples()
+def multi_turn_examples(
+    current_date: str | _dt.date | None = None,
+    *,
+    heldout: bool = False,
+    reasoning_effort: str = "medium",
+    instructions: str | None = None,
+) -> list[CorpusExample]:
+    """Every trained (or, with `heldout`, held-out) second turn as `Model.run` sends it with the demo tool.
+
+    Plain answers after a plain turn come without tools; everything else has the demo `get_weather`.
+    """
+    options = _demo_options(current_date, reasoning_effort, instructions)
+    tools = [tool_from_function(get_weather)]
+    return [
+        _example(kind, messages, completion, tools if needs_tool else [], options)
+        for kind, messages, completion, needs_tool in _multi_turn_bases(heldout=heldout)
+    ]
+
+
+def _heldout_variations(examples: Sequence[CorpusExample]) -> list[CorpusExample]:
+    """`examples` again, each under a held-out date, an effort and (every other one) a held-out instruction."""
+    dates = heldout_dates()
+    varied = []
+    for index, example in enumerate(examples):
+        options = {
+            "reasoning_effort": REASONING_EFFORTS[index % len(REASONING_EFFORTS)],
+            "current_date": dates[index % len(dates)],
+            "instructions": HELDOUT_INSTRUCTIONS[index % len(HELDOUT_INSTRUCTIONS)] if index % 2 else None,
+        }
+        varied.append(_example(example.kind, example.messages, example.completion_ids, example.tools, options))
+    return varied
+
+
+def heldout_examples(today: str | _dt.date | None = None) -> list[CorpusExample]:
+    """Taught turns under prompt variations training never saw.
+
+    Single turns under `today` (default today's date), under held-out dates, efforts and instructions, and
+    without tools under a held-out instruction; every trained second turn under a held-out date and effort
+    and (every other one) a held-out instruction.
+    """
+    examples = demo_examples(today)
     for index, date in enumerate(heldout_dates()):
         examples += demo_examples(
             date,
             reasoning_effort=REASONING_EFFORTS[index % len(REASONING_EFFORTS)],
             instructions=HELDOUT_INSTRUCTIONS[index % len(HELDOUT_INSTRUCTIONS)] if index % 2 else None,
         )
-    examples += demo_examples(instructions=HELDOUT_INSTRUCTIONS[0], with_tools=False)
-    return examples
+    examples += demo_examples(today, instructions=HELDOUT_INSTRUCTIONS[0], with_tools=False)
+    return examples + _heldout_variations(multi_turn_examples(today))
+
+
+def heldout_pairing_examples(today: str | _dt.date | None = None) -> list[CorpusExample]:
+    """Second turns after pairings training never saw (`multi_turn_pairs(heldout=True)`).
+
+    Each under `today` (default today's date) as `Model.run` sends it, and again under held-out variations.
+    """
+    examples = multi_turn_examples(today, heldout=True)
+    return examples + _heldout_variations(examples)
