@@ -11,11 +11,11 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gptoss_hub.errors import ContextLengthError
+from gptoss_hub.errors import ContextLengthError, InvalidRequestError
 
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
@@ -29,6 +29,7 @@ __all__ = [
     "GenerationChunk",
     "GenerationRequest",
     "token_chunk",
+    "validate_options",
 ]
 
 
@@ -81,6 +82,22 @@ class GenerationChunk:
     token_ids: list[int]
     finish_reason: Literal["stop", "length"] | None = None
     logprobs: list[dict[int, float]] | None = None
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+def validate_options(options_class: type[OptionsT], options: dict[str, Any], backend: str) -> OptionsT:
+    """`options` (a backend's `load()` keyword arguments) validated by `options_class`; an unknown or
+    invalid option is an `InvalidRequestError` naming it and listing what `backend` accepts."""
+    try:
+        return options_class(**options)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = error["loc"][0] if error["loc"] else "options"
+        raise InvalidRequestError(
+            f"Invalid option for {backend}: {where}: {error['msg']}. Accepted: {', '.join(options_class.model_fields)}."
+        ) from exc
 
 
 def token_chunk(token: int, produced: int, budget: int, stop: bool) -> GenerationChunk:
@@ -158,6 +175,10 @@ class Engine(abc.ABC):
                 "Shorten the conversation or load the model with a larger context."
             )
         return min(room, request.max_tokens) if request.max_tokens else room
+
+    def problem(self) -> str | None:
+        """Why the engine cannot serve requests any more (its process died, …), or `None` while it can."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - a no-op default is right for engines holding no resources
         """Release the runtime's resources. Safe to call twice."""

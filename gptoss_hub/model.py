@@ -45,6 +45,8 @@ class ModelInfo(BaseModel):
     #: The dispatch plan: every candidate with its rank, rejections and rank adjustments.
     plan: dict[str, Any] = Field(default_factory=dict)
     details: dict[str, Any] = Field(default_factory=dict)
+    #: "ready", "closed", or why the engine can no longer serve (e.g. its process died).
+    status: str = "ready"
 
 
 def _json_schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -112,11 +114,18 @@ class Model:
 
     def __init__(self, engine: Engine, spec: ModelSpec, info: ModelInfo):
         self._engine = engine
+        self._closed = False
         self.spec = spec
-        self.info = info
+        self._info = info
         #: Temperature used when a call passes none: 1.0 as OpenAI recommends for gpt-oss, 0 (greedy)
         #: for the tiny reference checkpoints, which are trained to be decoded greedily.
         self.default_temperature = 0.0 if spec.kind == "reference" else 1.0
+
+    @property
+    def info(self) -> ModelInfo:
+        """How the model runs and why; `status` says whether it can still serve."""
+        problem = "closed" if self._closed else self._engine.problem()
+        return self._info if problem is None else self._info.model_copy(update={"status": problem})
 
     @property
     def capabilities(self) -> Capabilities:
@@ -255,6 +264,7 @@ class Model:
 
     def close(self) -> None:
         """Release the backend's resources (processes, GPU memory). Safe to call twice."""
+        self._closed = True
         self._engine.close()
 
     def __enter__(self) -> Model:

