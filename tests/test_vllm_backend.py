@@ -141,6 +141,33 @@ def test_json_schema_constrains_the_output(vllm_model):
     )
 
 
+def test_interpreter_exit_without_close_leaves_no_process(tmp_path):
+    """A script that never calls close(): its engine processes are gone once it has exited."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from gptoss_hub.testing import checkpoint_path
+
+    code = (
+        "import psutil, gptoss_hub as gh\n"
+        "if __name__ == '__main__':  # vLLM starts its engine processes by spawning\n"
+        f"    m = gh.load({str(checkpoint_path('tiny-harmony'))!r}, backend='vllm', max_context=1024, cpu_kv_cache_gib=1)\n"
+        "    print('PIDS', *[p.pid for p in psutil.Process().children(recursive=True) if p.name().startswith('VLLM')])\n"
+    )
+    script = tmp_path / "no_close.py"
+    script.write_text(code)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("PIDS"))  # vLLM logs to stdout too
+    pids = [int(pid) for pid in line.split()[1:]]
+    assert pids, "the engine ran in child processes"
+    # Already gone (or waiting to be reaped) when the script has exited.
+    alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+
+
 def test_a_dead_engine_is_a_typed_error_then_close_leaves_no_process(vllm_model):
     """Last in the module: it kills the shared engine."""
     processes = _engine_processes()

@@ -10,10 +10,12 @@ replies come back as token ids (no detokenizing in vLLM).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import os
 import queue
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,6 +36,15 @@ DEFAULT_MAX_MODEL_LEN = 8192
 #: GiB of KV cache vLLM's CPU build reserves when `VLLM_CPU_KVCACHE_SPACE` is unset (its own default is 4).
 DEFAULT_CPU_KV_CACHE_GIB = 4
 _request_ids = itertools.count()
+#: Engines still open, closed at interpreter exit: later, vLLM's own finalizer runs while modules are being
+#: torn down and can fail, leaving its processes to notice on their own that the parent is gone.
+_open_engines: weakref.WeakSet[VllmEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_engines() -> None:
+    for engine in list(_open_engines):
+        engine.close()
 
 
 class VllmOptions(BaseModel):
@@ -181,6 +192,7 @@ class VllmEngine(Engine):
             attention="vllm",
             details={k: v for k, v in arguments.items() if k != "model"} | {"checkpoint": arguments["model"]},
         )
+        _open_engines.add(self)
 
     @classmethod
     def start(cls, arguments: dict[str, Any], *, device: str) -> VllmEngine:
@@ -324,6 +336,7 @@ class VllmEngine(Engine):
         llm, self._llm = self._llm, None
         if llm is None:
             return
+        _open_engines.discard(self)
         import psutil
 
         before = {p.pid: p for p in psutil.Process().children(recursive=True) if _is_engine_process(p)}
