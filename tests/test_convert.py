@@ -190,3 +190,16 @@ def test_convert_command(tmp_path, capsys):
     assert main(["convert", "tiny-random", str(out)]) == 2  # exists, no --force
     assert "--force" in capsys.readouterr().err
     assert main(["convert", "tiny-random", str(tmp_path / "tiny.bin")]) == 2
+
+
+@pytest.mark.slow
+def test_a_failed_conversion_leaves_no_file(tmp_path):
+    from gptoss_hub.convert import convert_checkpoint
+    from gptoss_hub.testing import checkpoint_path
+
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(checkpoint_path("tiny-random"), folder)
+    (folder / "tokenizer.json").unlink()
+    with pytest.raises(ModelNotFoundError, match="no usable tokenizer"):
+        convert_checkpoint(folder, tmp_path / "out.gguf", "f32")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no-tokenizer"]

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["OUTTYPES", "OutType", "convert_checkpoint", "tensor_names"]
+__all__ = ["OUTTYPES", "OutType", "convert_checkpoint"]
 
 OutType = Literal["f32", "bf16", "mxfp4"]
 #: What `--outtype` accepts: every weight in f32; matrices in bf16; MXFP4 experts with bf16 elsewhere.
 OUTTYPES: tuple[OutType, ...] = ("f32", "bf16", "mxfp4")
 
 if TYPE_CHECKING:
-    from gptoss_hub.convert.writer import convert_checkpoint, tensor_names
+    from gptoss_hub.convert.writer import convert_checkpoint
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("convert_checkpoint", "tensor_names"):
+    if name == "convert_checkpoint":
         from gptoss_hub.convert import writer
 
         return getattr(writer, name)

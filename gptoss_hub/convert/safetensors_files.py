@@ -12,6 +12,7 @@ import json
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,10 +72,11 @@ class CheckpointTensors:
             raise ModelNotFoundError(f"{file.name}: tensor {name} has {end - begin} bytes, expected {data.nbytes}.")
         return data.reshape(shape)
 
-    def float32(self, name: str) -> np.ndarray:
-        """The tensor as float32 (bfloat16 widened exactly)."""
+    def float32(self, name: str, index: Any = ...) -> np.ndarray:
+        """The tensor, or the part `index` selects, as float32 (bfloat16 widened exactly). Selecting first
+        reads and widens only that part."""
         dtype = self._where[name][1]
-        data = self.raw(name)
+        data = self.raw(name)[index]
         if dtype == "BF16":
             return (data.astype(np.uint32) << 16).view(np.float32)
         return np.asarray(data, dtype=np.float32)

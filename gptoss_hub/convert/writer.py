@@ -12,8 +12,9 @@ tensor at a time, so memory stays at the size of the largest tensor.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from gptoss_hub.convert import OUTTYPES, OutType, mxfp4
 from gptoss_hub.convert.safetensors_files import CheckpointTensors
 from gptoss_hub.errors import InvalidRequestError, ModelNotFoundError
 
-__all__ = ["convert_checkpoint", "tensor_names"]
+__all__ = ["convert_checkpoint"]
 
 _ARCH = "gpt-oss"
 # The harmony end of a reply; llama.cpp also ends on <|call|> (200012) through its gpt-oss vocabulary rules.
@@ -115,25 +116,28 @@ class _Plan:
         used: set[str] = set()
         for projection in ("gate_up_proj", "down_proj"):
             base = prefix + projection
+            # `float_rows(pick)` / `ggml_rows(pick)`: the output rows `pick` selects as `[experts, out, in]`,
+            # read, dequantized or repacked for those rows only.
+            ggml_rows: Callable[[slice], np.ndarray] | None
             if base + "_blocks" in t:
                 blocks, scales = base + "_blocks", base + "_scales"
                 used |= {blocks, scales}
                 experts, rows, groups, _ = t.shape(blocks)
 
                 # MXFP4 sources are already `[experts, out, in]`.
-                def float_rows(b=blocks, s=scales):
-                    return mxfp4.dequantize_hf(t.raw(b), t.raw(s))
+                def float_rows(pick, b=blocks, s=scales):
+                    return mxfp4.dequantize_hf(t.raw(b)[:, pick], t.raw(s)[:, pick])
 
-                def ggml_rows(b=blocks, s=scales):
-                    return mxfp4.repack_hf_to_ggml(t.raw(b), t.raw(s))
+                def ggml_rows(pick, b=blocks, s=scales):
+                    return mxfp4.repack_hf_to_ggml(t.raw(b)[:, pick], t.raw(s)[:, pick])
 
                 shape = (experts, rows, groups * 32)
             elif base in t:
                 used.add(base)
 
                 # transformers keeps experts as `[experts, in, out]` (x @ W); GGML wants `[out, in]`.
-                def float_rows(b=base):
-                    return np.ascontiguousarray(t.float32(b).transpose(0, 2, 1))
+                def float_rows(pick, b=base):
+                    return np.ascontiguousarray(t.float32(b, (slice(None), slice(None), pick)).transpose(0, 2, 1))
 
                 ggml_rows = None
                 experts, columns, rows = t.shape(base)
@@ -143,24 +147,22 @@ class _Plan:
             bias = base + "_bias"
             used.add(bias)
             if projection == "down_proj":
+                parts = [("down_proj", slice(None), shape)]
+            else:
+                # gate_up interleaves rows: gate is every even output row, up every odd one.
+                half = (shape[0], shape[1] // 2, shape[2])
+                parts = [("gate_proj", slice(0, None, 2), half), ("up_proj", slice(1, None, 2), half)]
+            for part, pick, part_shape in parts:
                 self.add_experts(
-                    self.gguf_name(base.replace("down_proj", "down_proj.weight")), float_rows, ggml_rows, shape
+                    self.gguf_name(f"{prefix}{part}.weight"),
+                    functools.partial(float_rows, pick),
+                    None if ggml_rows is None else functools.partial(ggml_rows, pick),
+                    part_shape,
                 )
-                self.add_float(self.gguf_name(prefix + "down_proj.bias"), lambda b=bias: t.float32(b), t.shape(bias))
-                continue
-            # gate_up interleaves rows: gate is every even output row, up every odd one.
-            half = (shape[0], shape[1] // 2, shape[2])
-            for part, offset in (("gate_proj", 0), ("up_proj", 1)):
-                name = self.gguf_name(f"{prefix}{part}.weight")
-                pick_float = lambda f=float_rows, o=offset: np.ascontiguousarray(f()[:, o::2])  # noqa: E731
-                pick_ggml = (
-                    None if ggml_rows is None else (lambda g=ggml_rows, o=offset: np.ascontiguousarray(g()[:, o::2]))
-                )
-                self.add_experts(name, pick_float, pick_ggml, half)
                 self.add_float(
                     self.gguf_name(f"{prefix}{part}.bias"),
-                    lambda b=bias, o=offset: np.ascontiguousarray(t.float32(b)[:, o::2]),
-                    (shape[0], half[1]),
+                    functools.partial(t.float32, bias, (slice(None), pick)),
+                    part_shape[:2],
                 )
         return used
 
@@ -202,7 +204,6 @@ def _add_hyperparameters(writer: Any, config: dict[str, Any], name: str, outtype
 def _add_tokenizer(writer: Any, folder: Path) -> None:
     """o200k_harmony as llama.cpp reads it: byte-level BPE tokens and merges, the `gpt-4o` pre-tokenizer,
     every harmony special token a control token, and `<|return|>` as the end of generation."""
-    import gguf
     from gguf.vocab import BpeVocab, SpecialVocab
 
     try:
@@ -227,7 +228,6 @@ def _add_tokenizer(writer: Any, folder: Path) -> None:
     special.special_token_ids["eos"] = lookup[_RETURN.encode()]
     special.add_to_gguf(writer, quiet=True)
     writer.add_add_bos_token(False)
-    del gguf
 
 
 def _storage(item: _Planned) -> tuple[np.dtype, tuple[int, ...]]:
@@ -287,15 +287,10 @@ def convert_checkpoint(
             writer.write_tensor_data(data)
             if progress:
                 progress(item.name, done, len(plan.items))
-    finally:
+    except BaseException:
         writer.close()
-    partial.replace(output)
+        partial.unlink(missing_ok=True)  # nothing half-written is left behind
+        raise
+    writer.close()
+    partial.replace(output)  # the output appears whole or not at all
     return output
-
-
-def tensor_names(path: str | Path) -> Iterator[tuple[str, str, tuple[int, ...]]]:
-    """(name, GGML type, shape in GGML order) of every tensor in a GGUF file, for checks and `doctor`."""
-    from gguf import GGUFReader
-
-    for tensor in GGUFReader(path).tensors:
-        yield tensor.name, tensor.tensor_type.name, tuple(int(n) for n in tensor.shape)

@@ -6,7 +6,6 @@ it as `<name>-<version>-<outtype>.gguf`, so it is rebuilt whenever the checkpoin
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,12 +34,7 @@ def gguf_path(name: str = "tiny-harmony", outtype: str = "f32", *, build: bool =
         from gptoss_hub.convert import convert_checkpoint
 
         started = time.monotonic()
-        staging = target.with_name(f".{target.name}.{os.getpid()}")
-        try:
-            convert_checkpoint(folder, staging, outtype)  # type: ignore[arg-type]
-            os.replace(staging, target)
-        finally:
-            staging.unlink(missing_ok=True)
+        convert_checkpoint(folder, target, outtype)  # type: ignore[arg-type]  # writes aside, then renames
         print(
             f"[gptoss_hub.testing] {target.name}: converted in {time.monotonic() - started:.1f}s",
             file=sys.stderr,
