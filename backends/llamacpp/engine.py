@@ -115,6 +115,7 @@ def load_llamacpp_engine(spec: ModelSpec, report: HardwareReport, **options: Any
         )
     on_gpu = parsed.device != "cpu" and api is not None
     n_gpu_layers = parsed.n_gpu_layers if parsed.n_gpu_layers is not None else (-1 if on_gpu else 0)
+    offloaded = on_gpu and n_gpu_layers != 0
     quantization = parsed.quantization or ("f32" if spec.kind == "reference" else "mxfp4")
     path = local_gguf(spec, quantization, parsed.filename)
     n_ctx = parsed.n_ctx if parsed.n_ctx is not None else parsed.max_context
@@ -125,12 +126,12 @@ def load_llamacpp_engine(spec: ModelSpec, report: HardwareReport, **options: Any
         "n_threads": threads,
         "n_threads_batch": parsed.n_threads_batch or threads,
         "n_batch": parsed.n_batch,
-        "flash_attn": on_gpu and n_gpu_layers != 0 if parsed.flash_attn is None else parsed.flash_attn,
+        "flash_attn": offloaded if parsed.flash_attn is None else parsed.flash_attn,
         "use_mmap": parsed.use_mmap,
         "swa_full": parsed.swa_full,
         "verbose": parsed.verbose,
     }
-    return LlamaCppEngine.open(path, settings, device=api if on_gpu and n_gpu_layers != 0 else "cpu")
+    return LlamaCppEngine.open(path, settings, device=api if offloaded else "cpu")
 
 
 class LlamaCppEngine(Engine):
@@ -142,10 +143,11 @@ class LlamaCppEngine(Engine):
         self.capabilities = Capabilities(
             streaming=True, batching=False, json_schema=True, logprobs=False, max_context=n_ctx
         )
+        file_type = _file_type(llama)
         self.info = EngineInfo(
             device=device,
-            dtype=_file_type(llama),
-            quantization=_file_type(llama),
+            dtype=file_type,
+            quantization=file_type,
             attention="flash" if settings.get("flash_attn") else "llama.cpp",
             details={"gguf": str(path), **{k: v for k, v in settings.items() if k != "verbose"}, "n_ctx": n_ctx},
         )
@@ -248,7 +250,7 @@ def _shared_prefix(llama: Any, prompt: list[int]) -> int:
 
 
 def _file_type(llama: Any) -> str:
-    """The GGUF's file type as llama.cpp names it (e.g. "all F32", "MXFP4 MoE")."""
+    """The GGUF's `general.file_type` as a short name ("f32", "bf16", "mxfp4-moe")."""
     description = llama.metadata.get("general.file_type")
     names = {"0": "f32", "32": "bf16", "38": "mxfp4-moe"}
     return names.get(str(description), f"gguf file type {description}" if description else "gguf")
