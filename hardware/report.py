@@ -12,7 +12,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Accelerator", "CpuInfo", "HardwareCapabilities", "HardwareReport", "RuntimeBuild"]
+__all__ = ["Accelerator", "CpuInfo", "HardwareCapabilities", "HardwareReport", "RuntimeBuild", "version_tuple"]
 
 _GIB = 1024**3
 #: Triton version from which transformers' MXFP4 kernels run on CUDA (transformers' own check).

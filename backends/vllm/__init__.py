@@ -32,13 +32,6 @@ __all__ = ["VllmBackend"]
 MIN_CUDA_CAPABILITY = (8, 0)
 
 
-def _capability(text: str | None) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in (text or "").split("."))
-    except ValueError:
-        return ()
-
-
 class VllmBackend(Backend):
     """vLLM: continuous batching, tensor/pipeline/data parallel, Ray for several nodes."""
 
@@ -50,6 +43,7 @@ class VllmBackend(Backend):
     def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
         """Reasons vLLM cannot run `spec` here: not installed, a build or GPU it cannot use, format, memory."""
         from gptoss_hub.backends.vllm.engine import runs_on
+        from gptoss_hub.hardware.report import version_tuple
 
         reasons = []
         build = report.runtime_builds.get("vllm")
@@ -70,7 +64,7 @@ class VllmBackend(Backend):
             old = [
                 a
                 for a in report.accelerators
-                if a.api == "cuda" and _capability(a.compute_capability) < MIN_CUDA_CAPABILITY
+                if a.api == "cuda" and version_tuple(a.compute_capability or "") < MIN_CUDA_CAPABILITY
             ]
             if old:
                 reasons.append(

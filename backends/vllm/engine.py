@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import itertools
+import json
 import os
 import queue
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +38,8 @@ DEFAULT_MAX_MODEL_LEN = 8192
 #: GiB of KV cache vLLM's CPU build reserves when `VLLM_CPU_KVCACHE_SPACE` is unset (its own default is 4).
 DEFAULT_CPU_KV_CACHE_GIB = 4
 _request_ids = itertools.count()
+#: What a model whose engine process died says (calls raise it, `Model.info.status` shows it).
+_DEAD = "vLLM's engine process died"
 #: Engines still open, closed at interpreter exit: later, vLLM's own finalizer runs while modules are being
 #: torn down and can fail, leaving its processes to notice on their own that the parent is gone.
 _open_engines: weakref.WeakSet[VllmEngine] = weakref.WeakSet()
@@ -121,7 +125,10 @@ def engine_arguments(model: str, parsed: VllmOptions, *, tensor_parallel_size: i
         "pipeline_parallel_size": parsed.pipeline_parallel_size,
         "data_parallel_size": parsed.data_parallel_size,
         "distributed_executor_backend": parsed.distributed_executor_backend,
-        "max_model_len": parsed.max_model_len or parsed.max_context or DEFAULT_MAX_MODEL_LEN,
+        # The default context never goes past what the checkpoint supports (vLLM refuses that).
+        "max_model_len": parsed.max_model_len
+        or parsed.max_context
+        or min(DEFAULT_MAX_MODEL_LEN, _trained_context(model)),
         "dtype": parsed.dtype,
         "kv_cache_dtype": parsed.kv_cache_dtype,
         "enforce_eager": parsed.enforce_eager,
@@ -147,7 +154,8 @@ def load_vllm_engine(spec: ModelSpec, report: HardwareReport, **options: Any) ->
         raise InvalidRequestError(f"The installed vLLM runs on {device} here, not {parsed.device!r}.")
     needed = None
     if spec.size in SHAPES:
-        needed = required_bytes(spec.size, "mxfp4", parsed.max_context or DEFAULT_CONTEXT_TOKENS)
+        context = parsed.max_model_len or parsed.max_context or DEFAULT_CONTEXT_TOKENS
+        needed = required_bytes(spec.size, "mxfp4", context)
     tensor_parallel = parsed.tensor_parallel_size or default_tensor_parallel(
         report, needed, parsed.gpu_memory_utilization
     )
@@ -155,18 +163,12 @@ def load_vllm_engine(spec: ModelSpec, report: HardwareReport, **options: Any) ->
         # vLLM's CPU build sizes its KV cache from this variable when its engine process starts.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(parsed.cpu_kv_cache_gib or DEFAULT_CPU_KV_CACHE_GIB))
     folder = spec.local_dir(ignore_patterns=["original/*", "metal/*"])
-    if not (parsed.max_model_len or parsed.max_context):
-        # The default context, but never past what the checkpoint supports (vLLM refuses that).
-        parsed = parsed.model_copy(update={"max_model_len": min(DEFAULT_MAX_MODEL_LEN, _trained_context(folder))})
     arguments = engine_arguments(str(folder), parsed, tensor_parallel_size=tensor_parallel, device=device)
     return VllmEngine.start(arguments, device=device)
 
 
-def _trained_context(folder: Any) -> int:
+def _trained_context(folder: str) -> int:
     """The checkpoint's `max_position_embeddings` (131072 for the released models)."""
-    import json
-    from pathlib import Path
-
     try:
         return int(json.loads((Path(folder) / "config.json").read_text())["max_position_embeddings"])
     except (OSError, KeyError, ValueError):
@@ -230,7 +232,8 @@ class VllmEngine(Engine):
             max_tokens=budget,
             stop_token_ids=list(request.stop_token_ids),
             logprobs=request.logprobs,
-            # Compact JSON: with free whitespace a model can pad a value until the budget runs out.
+            # Compact JSON, where the structured-output backend honours it (with free whitespace a model can
+            # pad until the budget runs out); vLLM's CPU build at the pinned version does not.
             structured_outputs=StructuredOutputsParams(json=request.json_schema, disable_any_whitespace=True)
             if request.json_schema
             else None,
@@ -276,7 +279,7 @@ class VllmEngine(Engine):
         if isinstance(exc, VLLMValidationError):
             return InvalidRequestError(f"vLLM rejected the request: {exc}")
         if isinstance(exc, EngineDeadError):
-            self._dead = "vLLM's engine process died"
+            self._dead = _DEAD
             return BackendError(f"{self._dead}; load the model again (see the log above for the cause).")
         if isinstance(exc, (InvalidRequestError, BackendError)):
             return exc
@@ -288,7 +291,7 @@ class VllmEngine(Engine):
         if self._llm is None:
             raise BackendError("This vLLM engine was closed.")
         if self._dead is None and getattr(self._llm, "errored", False):
-            self._dead = "vLLM's engine process died"
+            self._dead = _DEAD
         if self._dead is not None:
             raise BackendError(f"{self._dead}; load the model again.")
 
