@@ -206,3 +206,62 @@ def test_pydantic_messages_render_like_dicts():
     as_models = [ChatMessage(role="developer", content="Short answers."), ChatMessage(role="user", content="Hi")]
     as_dicts = [{"role": "developer", "content": "Short answers."}, {"role": "user", "content": "Hi"}]
     assert render(as_models, current_date=None) == render(as_dicts, current_date=None)
+
+
+# --- The system and developer messages are rendered once and reused ------------------------------------
+
+_SECOND_TOOL = {
+    "type": "function",
+    "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("messages", "options"),
+    [
+        ([{"role": "user", "content": "hi"}], {}),
+        ([{"role": "user", "content": "hi"}], {"current_date": None, "knowledge_cutoff": None}),
+        ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}], {"instructions": "First."}),
+        (TWO_TURNS_MID_CHAIN, {"tools": [WEATHER], "reasoning_effort": "high"}),
+        (TWO_TURNS_MID_CHAIN, {"tools": [WEATHER, _SECOND_TOOL], "keep_reasoning": True}),
+        (TWO_TURNS_MID_CHAIN[:3], {"tools": [_SECOND_TOOL, WEATHER], "current_date": "2030-01-02"}),
+        ([{"role": "user", "content": "hi"}], {"builtin_tools": ["browser", "python"], "model_identity": "Me."}),
+        ([], {"tools": [WEATHER]}),
+    ],
+)
+def test_reused_header_gives_the_ids_of_the_whole_conversation(messages, options):
+    from gptoss_hub.harmony import build_conversation
+    from gptoss_hub.harmony.render import _config
+
+    whole = harmony_encoding().render_conversation_for_completion(
+        build_conversation(messages, **options), Role.ASSISTANT, _config()
+    )
+    assert render(messages, **options) == whole
+    assert render(messages, **options) == whole  # the second time from the cache
+
+
+def test_header_cache_tells_apart_every_option():
+    base = [{"role": "user", "content": "hi"}]
+    variants = [
+        {},
+        {"reasoning_effort": "low"},
+        {"current_date": "2025-01-01"},
+        {"current_date": "2025-01-02"},
+        {"tools": [WEATHER]},
+        {"tools": [_SECOND_TOOL]},
+        {"tools": [WEATHER, _SECOND_TOOL]},
+        {"tools": [_SECOND_TOOL, WEATHER]},
+        {"instructions": "A."},
+        {"model_identity": "B."},
+        {"knowledge_cutoff": "2025-01"},
+        {"builtin_tools": ["python"]},
+    ]
+    rendered = [tuple(render(base, **options)) for options in variants]
+    assert len(set(rendered)) == len(variants)
+
+
+def test_header_options_of_the_wrong_type_are_typed_errors():
+    with pytest.raises(InvalidRequestError, match="model_identity"):
+        render([{"role": "user", "content": "hi"}], model_identity=["x"])
+    with pytest.raises(InvalidRequestError, match="builtin_tools"):
+        render([{"role": "user", "content": "hi"}], builtin_tools=["shell"])

@@ -529,3 +529,24 @@ def test_unresolvable_string_annotation_is_a_typed_error():
     with pytest.raises(ToolSchemaError, match="cannot be resolved") as caught:
         tool_from_function(f)
     assert caught.value.field == "x"
+
+
+def test_specs_are_built_once_per_function_and_per_tool_dict():
+    def lookup(word: str) -> str:
+        """Look a word up."""
+        return word
+
+    assert normalize_tools([lookup])[0] is normalize_tools([lookup])[0]
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    assert normalize_tools([tool])[0] is normalize_tools([dict(tool)])[0]
+    # Key order is what decides the order parameters are shown in, so it is part of the key.
+    ab = {"name": "g", "parameters": {"type": "object", "properties": {"a": {}, "b": {}}}}
+    ba = {"name": "g", "parameters": {"type": "object", "properties": {"b": {}, "a": {}}}}
+    assert list(normalize_tools([ab])[0].parameters["properties"]) == ["a", "b"]
+    assert list(normalize_tools([ba])[0].parameters["properties"]) == ["b", "a"]
+
+
+def test_a_tool_dict_that_is_not_json_still_gets_its_typed_error():
+    bad = {"name": "h", "parameters": {"type": "object", "properties": {"x": {"default": float("nan")}}}}
+    with pytest.raises(ToolSchemaError, match="not JSON"):
+        normalize_tools([bad])

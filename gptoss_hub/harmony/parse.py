@@ -91,7 +91,6 @@ class ReplyParser:
         self._open_call: tuple[str, str] | None = None  # (id, name) of the call being streamed
         self._open_call_args: list[str] = []
         self._messages: list[Any] = []  # complete harmony messages from parsers retired after errors
-        self._messages_seen = 0
         self._resyncing = False
         # `StreamableParser.state` serializes the whole parser (current message included) on every read,
         # so reading it per token makes parsing quadratic. Only special tokens change the state or the
@@ -114,11 +113,9 @@ class ReplyParser:
         self._resyncing = True
 
     def _retire_parser(self, events: list[StreamEvent]) -> None:
-        self._close_finished_messages(events)
         if self._open_call is not None:
             events.append(ToolCallDone(self._finish_call()))
         self._messages.extend(self._parser.messages)
-        self._messages_seen = 0
 
     # -- feeding ------------------------------------------------------------------------------------
 
@@ -165,7 +162,10 @@ class ReplyParser:
         if token_id >= _FIRST_SPECIAL_ID:
             self._state, self._channel = self._parser.state.name, self._parser.current_channel
             self._header_tokens = 0
-            self._close_finished_messages(events)
+            if state == "CONTENT" and self._state != "CONTENT" and self._open_call is not None:
+                # The message holding the call's arguments is complete. Told by the state change rather
+                # than by reading `StreamableParser.messages`, which deserializes every message each time.
+                events.append(ToolCallDone(self._finish_call()))
             self._open_tool_call(events)
         self._route_delta(events)
         return events
@@ -203,13 +203,6 @@ class ReplyParser:
         else:  # final, commentary preambles, or a model that left the channel out
             self._content.append(delta)
             events.append(ContentDelta(delta))
-
-    def _close_finished_messages(self, events: list[StreamEvent]) -> None:
-        messages = self._parser.messages
-        while self._messages_seen < len(messages):
-            self._messages_seen += 1
-            if self._open_call is not None:
-                events.append(ToolCallDone(self._finish_call()))
 
     def _finish_call(self) -> ToolCall:
         assert self._open_call is not None

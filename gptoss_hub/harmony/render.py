@@ -8,9 +8,10 @@ tokens and dropping of stale chain-of-thought are `openai-harmony`'s.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.errors import InvalidRequestError
@@ -66,52 +67,104 @@ def _as_dict(message: Any, index: int) -> Mapping[str, Any]:
     )
 
 
-def _system_message(
+class _HeaderKey(NamedTuple):
+    """Everything the harmony system and developer messages are made of, hashable so they render once."""
+
+    reasoning_effort: str
+    model_identity: str | None
+    knowledge_cutoff: str | None
+    current_date: str | None
+    builtin_tools: tuple[str, ...]
+    instructions: tuple[str, ...]
+    #: (name, description, parameters as JSON) per function tool.
+    tools: tuple[tuple[str, str, str], ...]
+
+    def messages(self) -> list[Any]:
+        """The harmony system message, and the developer message when there are instructions or tools."""
+        system = _system_message(self)
+        developer = _developer_message(self)
+        return [system] if developer is None else [system, developer]
+
+
+def _system_message(key: _HeaderKey):
+    from openai_harmony import Message, ReasoningEffort, Role, SystemContent
+
+    content = SystemContent.new().with_reasoning_effort(ReasoningEffort(key.reasoning_effort.capitalize()))
+    if key.model_identity is not None:
+        content = content.with_model_identity(key.model_identity)
+    if key.knowledge_cutoff is not None:
+        content = content.with_knowledge_cutoff(key.knowledge_cutoff)
+    if key.current_date is not None:
+        content = content.with_conversation_start_date(key.current_date)
+    for tool in key.builtin_tools:
+        content = content.with_browser_tool() if tool == "browser" else content.with_python_tool()
+    return Message.from_role_and_content(Role.SYSTEM, content)
+
+
+def _developer_message(key: _HeaderKey):
+    from openai_harmony import DeveloperContent, Message, Role, ToolDescription
+
+    if not key.instructions and not key.tools:
+        return None
+    content = DeveloperContent.new()
+    if key.instructions:
+        content = content.with_instructions("\n\n".join(key.instructions))
+    if key.tools:
+        content = content.with_function_tools(
+            [
+                ToolDescription.new(name, description, parameters=json.loads(parameters))
+                for name, description, parameters in key.tools
+            ]
+        )
+    return Message.from_role_and_content(Role.DEVELOPER, content)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_ids(key: _HeaderKey) -> tuple[int, ...]:
+    # Requests in a session share their system and developer messages, and rendering those (the tools'
+    # TypeScript above all) is most of a prompt's rendering time, so they are rendered once. Harmony
+    # renders a conversation as its messages one after another, the system message depending only on the
+    # developer message's tools, so header ids + body ids are the whole conversation's ids (tests check).
+    from openai_harmony import Conversation
+
+    return tuple(harmony_encoding().render_conversation(Conversation.from_messages(key.messages()), _config()))
+
+
+def _optional_text(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a string or None, got {value!r}.")
+    return value
+
+
+def _header_key(
+    developer_texts: list[str],
+    tool_specs: Sequence[ToolSpec],
     *,
     reasoning_effort: str,
     model_identity: str | None,
     knowledge_cutoff: str | None,
     current_date: str | _dt.date | None,
     builtin_tools: Iterable[str],
-):
-    from openai_harmony import Message, ReasoningEffort, Role, SystemContent
-
+) -> _HeaderKey:
     if reasoning_effort not in REASONING_EFFORTS:
         raise InvalidRequestError(
             f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}; got {reasoning_effort!r}."
         )
-    content = SystemContent.new().with_reasoning_effort(ReasoningEffort(reasoning_effort.capitalize()))
-    if model_identity is not None:
-        content = content.with_model_identity(model_identity)
-    if knowledge_cutoff is not None:
-        content = content.with_knowledge_cutoff(knowledge_cutoff)
+    builtins = tuple(builtin_tools)
+    for tool in builtins:
+        if tool not in ("browser", "python"):
+            raise InvalidRequestError(f"builtin_tools may hold 'browser' and 'python'; got {tool!r}.")
     if current_date == TODAY:
         current_date = _dt.datetime.now(_dt.timezone.utc).date()
-    if current_date is not None:
-        content = content.with_conversation_start_date(str(current_date))
-    for tool in builtin_tools:
-        if tool == "browser":
-            content = content.with_browser_tool()
-        elif tool == "python":
-            content = content.with_python_tool()
-        else:
-            raise InvalidRequestError(f"builtin_tools may hold 'browser' and 'python'; got {tool!r}.")
-    return Message.from_role_and_content(Role.SYSTEM, content)
-
-
-def _developer_message(instructions: list[str], tools: Sequence[ToolSpec]):
-    from openai_harmony import DeveloperContent, Message, Role, ToolDescription
-
-    if not instructions and not tools:
-        return None
-    content = DeveloperContent.new()
-    if instructions:
-        content = content.with_instructions("\n\n".join(instructions))
-    if tools:
-        content = content.with_function_tools(
-            [ToolDescription.new(t.name, t.description, parameters=t.parameters) for t in tools]
-        )
-    return Message.from_role_and_content(Role.DEVELOPER, content)
+    return _HeaderKey(
+        reasoning_effort=reasoning_effort,
+        model_identity=_optional_text(model_identity, "model_identity"),
+        knowledge_cutoff=_optional_text(knowledge_cutoff, "knowledge_cutoff"),
+        current_date=None if current_date is None else str(current_date),
+        builtin_tools=builtins,
+        instructions=tuple(t for t in developer_texts if t),
+        tools=tuple(spec.render_key for spec in tool_specs),
+    )
 
 
 def _tool_call_arguments(call: Mapping[str, Any], where: str) -> tuple[str, str]:
@@ -127,28 +180,10 @@ def _tool_call_arguments(call: Mapping[str, Any], where: str) -> tuple[str, str]
     return function["name"], arguments
 
 
-def build_conversation(
-    messages: Sequence[Any],
-    *,
-    tools: Sequence[Any] | None = None,
-    builtin_tools: Iterable[str] = (),
-    reasoning_effort: str = "medium",
-    instructions: str | None = None,
-    model_identity: str | None = None,
-    knowledge_cutoff: str | None = "2024-06",
-    current_date: str | _dt.date | None = TODAY,
-    keep_reasoning: bool = False,
-):
-    """Translate Chat Completions `messages` into an `openai_harmony.Conversation`.
+def _body_messages(messages: Sequence[Any], developer_texts: list[str]) -> list[Any]:
+    """The harmony messages for `messages`; system and developer texts go to `developer_texts` instead."""
+    from openai_harmony import Author, Message, Role
 
-    `system` and `developer` messages (and `instructions`, placed first) become the harmony developer
-    message; the harmony system message is built from the keyword arguments. The chain of thought of
-    completed turns is dropped (`drop_completed_reasoning`) unless `keep_reasoning` is set, for training.
-    """
-    from openai_harmony import Author, Conversation, Message, Role
-
-    tool_specs = normalize_tools(tools)
-    developer_texts = [instructions] if instructions else []
     body: list[Any] = []
     call_names: dict[str, str] = {}
     last_call_name: str | None = None
@@ -197,21 +232,53 @@ def build_conversation(
                 .with_channel("commentary")
                 .with_recipient("assistant")
             )
-    header = [
-        _system_message(
-            reasoning_effort=reasoning_effort,
-            model_identity=model_identity,
-            knowledge_cutoff=knowledge_cutoff,
-            current_date=current_date,
-            builtin_tools=builtin_tools,
-        )
-    ]
-    developer = _developer_message([t for t in developer_texts if t], tool_specs)
-    if developer is not None:
-        header.append(developer)
+    return body
+
+
+def _conversation_parts(
+    messages: Sequence[Any],
+    *,
+    tools: Sequence[Any] | None = None,
+    builtin_tools: Iterable[str] = (),
+    reasoning_effort: str = "medium",
+    instructions: str | None = None,
+    model_identity: str | None = None,
+    knowledge_cutoff: str | None = "2024-06",
+    current_date: str | _dt.date | None = TODAY,
+    keep_reasoning: bool = False,
+) -> tuple[_HeaderKey, list[Any]]:
+    """What the system and developer messages are made of, and the harmony messages that follow them."""
+    tool_specs = normalize_tools(tools)
+    developer_texts = [instructions] if instructions else []
+    body = _body_messages(messages, developer_texts)
+    key = _header_key(
+        developer_texts,
+        tool_specs,
+        reasoning_effort=reasoning_effort,
+        model_identity=model_identity,
+        knowledge_cutoff=knowledge_cutoff,
+        current_date=current_date,
+        builtin_tools=builtin_tools,
+    )
     if not keep_reasoning:
         body = drop_completed_reasoning(body)
-    return Conversation.from_messages(header + body)
+    return key, body
+
+
+def build_conversation(messages: Sequence[Any], **options: Any):
+    """Translate Chat Completions `messages` into an `openai_harmony.Conversation`.
+
+    `system` and `developer` messages (and `instructions`, placed first) become the harmony developer
+    message; the harmony system message is built from the keyword options: `tools`, `builtin_tools`
+    ("browser", "python"), `reasoning_effort` ("low" | "medium" | "high", default "medium"), `instructions`,
+    `model_identity`, `knowledge_cutoff` (default "2024-06"), `current_date` (default today, UTC; `None`
+    omits it) and `keep_reasoning`. The chain of thought of completed turns is dropped
+    (`drop_completed_reasoning`) unless `keep_reasoning` is set, for training.
+    """
+    from openai_harmony import Conversation
+
+    key, body = _conversation_parts(messages, **options)
+    return Conversation.from_messages(key.messages() + body)
 
 
 def drop_completed_reasoning(messages: list[Any]) -> list[Any]:
@@ -241,17 +308,26 @@ def drop_completed_reasoning(messages: list[Any]) -> list[Any]:
     return kept
 
 
+def _config():
+    from openai_harmony import RenderConversationConfig
+
+    # Our own rule (`drop_completed_reasoning`) decides which analysis stays; harmony's must not add to it.
+    return RenderConversationConfig(auto_drop_analysis=False)
+
+
 def render(messages: Sequence[Any], **options: Any) -> list[int]:
     """Render `messages` to the prompt token ids the model completes (ending in `<|start|>assistant`).
 
-    Keyword options are those of `build_conversation`.
+    Keyword options are those of `build_conversation`. The system and developer messages are rendered
+    once per distinct set of tools and options, then reused.
     """
-    from openai_harmony import RenderConversationConfig, Role
+    from openai_harmony import Conversation, Role
 
-    conversation = build_conversation(messages, **options)
-    # Our own rule (`drop_completed_reasoning`) decides which analysis stays; harmony's must not add to it.
-    config = RenderConversationConfig(auto_drop_analysis=False)
-    return list(harmony_encoding().render_conversation_for_completion(conversation, Role.ASSISTANT, config))
+    key, body = _conversation_parts(messages, **options)
+    completion = harmony_encoding().render_conversation_for_completion(
+        Conversation.from_messages(body), Role.ASSISTANT, _config()
+    )
+    return [*_header_ids(key), *completion]
 
 
 def render_text(messages: Sequence[Any], **options: Any) -> str:

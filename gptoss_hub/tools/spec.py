@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -47,6 +48,11 @@ class ToolSpec:
         object.__setattr__(self, "parameters", parameters)
         _check_json(self.name, self.parameters)
         _check_renders(self)
+
+    @functools.cached_property
+    def render_key(self) -> tuple[str, str, str]:
+        """(name, description, parameters as JSON): what the model is shown, hashable (prompts are cached by it)."""
+        return (self.name, self.description, json.dumps(self.parameters))
 
 
 def _check_parameters(tool: str, parameters: Any) -> None:
