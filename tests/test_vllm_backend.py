@@ -141,8 +141,44 @@ def test_json_schema_constrains_the_output(vllm_model):
     )
 
 
-def test_interpreter_exit_without_close_leaves_no_process(tmp_path):
-    """A script that never calls close(): its engine processes are gone once it has exited."""
+_LIFECYCLE_SCRIPT = """
+import threading, time, psutil, gptoss_hub as gh
+from gptoss_hub.engine import GenerationRequest
+
+def engine_pids():
+    return [p.pid for p in psutil.Process().children(recursive=True) if p.name().startswith("VLLM")]
+
+if __name__ == "__main__":  # vLLM starts its engine processes by spawning
+    # 1. close() while another thread's request is still generating: that caller gets a typed error.
+    model = gh.load(CHECKPOINT, backend="vllm", max_context=2048, cpu_kv_cache_gib=1)
+    prompt = model.prompt_ids([{"role": "user", "content": "Say hello."}])
+    outcome = []
+
+    def long_request():
+        try:
+            request = GenerationRequest(prompt_ids=prompt, max_tokens=1500, temperature=1.0, stop_token_ids=[])
+            for _ in model._engine.generate(request):
+                time.sleep(0.02)
+            outcome.append("finished")
+        except Exception as exc:
+            outcome.append(f"{type(exc).__name__}: {exc}")
+
+    worker = threading.Thread(target=long_request)
+    worker.start()
+    time.sleep(1.0)
+    print("CLOSED_PIDS", *engine_pids())
+    model.close()
+    worker.join(60)
+    print("WORKER", "alive" if worker.is_alive() else outcome[0])
+    # 2. An engine never closed: interpreter exit shuts it down.
+    model = gh.load(CHECKPOINT, backend="vllm", max_context=1024, cpu_kv_cache_gib=1)
+    print("OPEN_PIDS", *engine_pids())
+"""
+
+
+def test_close_while_running_and_interpreter_exit_end_cleanly(tmp_path):
+    """A request running when `close()` is called ends with a typed error; an engine never closed is shut
+    down at interpreter exit; neither leaves a process behind or an error in the log."""
     import subprocess
     import sys
 
@@ -150,22 +186,19 @@ def test_interpreter_exit_without_close_leaves_no_process(tmp_path):
 
     from gptoss_hub.testing import checkpoint_path
 
-    code = (
-        "import psutil, gptoss_hub as gh\n"
-        "if __name__ == '__main__':  # vLLM starts its engine processes by spawning\n"
-        f"    m = gh.load({str(checkpoint_path('tiny-harmony'))!r}, backend='vllm', max_context=1024, cpu_kv_cache_gib=1)\n"
-        "    print('PIDS', *[p.pid for p in psutil.Process().children(recursive=True) if p.name().startswith('VLLM')])\n"
-    )
-    script = tmp_path / "no_close.py"
-    script.write_text(code)
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    line = next(line for line in result.stdout.splitlines() if line.startswith("PIDS"))  # vLLM logs to stdout too
-    pids = [int(pid) for pid in line.split()[1:]]
-    assert pids, "the engine ran in child processes"
+    script = tmp_path / "lifecycle.py"
+    script.write_text(f"CHECKPOINT = {str(checkpoint_path('tiny-harmony'))!r}\n" + _LIFECYCLE_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.split()}
+    assert " ".join(lines["WORKER"]) == "BackendError: The model was closed while this request was running."
+    pids = [int(pid) for pid in lines["CLOSED_PIDS"] + lines["OPEN_PIDS"]]
+    assert lines["CLOSED_PIDS"] and lines["OPEN_PIDS"], "each engine ran in child processes"
     # Already gone (or waiting to be reaped) when the script has exited.
     alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
+    log = result.stdout + result.stderr  # vLLM logs to stdout
+    assert "output_handler failed" not in log and "Exception ignored" not in log, log[-3000:]
 
 
 def test_a_dead_engine_is_a_typed_error_then_close_leaves_no_process(vllm_model):

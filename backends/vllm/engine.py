@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -45,10 +46,19 @@ _DEAD = "vLLM's engine process died"
 _open_engines: weakref.WeakSet[VllmEngine] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_open_engines() -> None:
     for engine in list(_open_engines):
         engine.close()
+
+
+def _close_first_at_exit() -> None:
+    """(Re-)register `_close_open_engines` so it runs before every exit hook registered so far.
+
+    Exit hooks run last registered first, and multiprocessing's, registered once vLLM is imported,
+    terminates the engine's processes: after it, vLLM would report a closing engine as a dead one.
+    """
+    atexit.unregister(_close_open_engines)
+    atexit.register(_close_open_engines)
 
 
 class VllmOptions(BaseModel):
@@ -183,6 +193,8 @@ class VllmEngine(Engine):
         self._loop = loop
         self._thread = thread
         self._dead: str | None = None
+        #: Requests running on the engine's loop, so `close()` can end them with an error instead of a hang.
+        self._running: set[asyncio.Task[Any]] = set()
         max_len = int(llm.model_config.max_model_len)
         self.capabilities = Capabilities(
             streaming=True, batching=True, json_schema=True, logprobs=True, max_context=max_len
@@ -195,19 +207,23 @@ class VllmEngine(Engine):
             details={k: v for k, v in arguments.items() if k != "model"} | {"checkpoint": arguments["model"]},
         )
         _open_engines.add(self)
+        _close_first_at_exit()
 
     @classmethod
     def start(cls, arguments: dict[str, Any], *, device: str) -> VllmEngine:
         """Start vLLM's engine with `AsyncEngineArgs(**arguments)` (about 20 s for a tiny model on a CPU)."""
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="gptoss-hub-vllm", daemon=True)
         thread.start()
 
         async def create() -> Any:
-            # AsyncLLM binds its output handler to the running loop: create it inside ours.
+            # AsyncLLM binds its output handler to the running loop: create it inside ours. vLLM is first
+            # imported here too: one of its modules keeps the traceback of an optional import it tried, and
+            # with it every frame on the importing stack; had that been this thread's, the frame holding the
+            # engine would outlive `close()` and vLLM's finalizer would fail at interpreter exit.
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+
             return AsyncLLM.from_engine_args(AsyncEngineArgs(**arguments))
 
         try:
@@ -249,7 +265,12 @@ class VllmEngine(Engine):
         from vllm.inputs import TokensPrompt
 
         request_id = f"gptoss-hub-{next(_request_ids)}"
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
         try:
+            if self._llm is None:  # closed between submitting and starting
+                raise BackendError("This vLLM engine was closed.")
             budget = self.check_context(request)
             params = self._sampling_params(request, budget)
             stops = set(request.stop_token_ids)
@@ -267,10 +288,15 @@ class VllmEngine(Engine):
                 put(GenerationChunk(list(completion.token_ids), reason, logprobs))
             put(None)
         except asyncio.CancelledError:
-            await self._llm.abort(request_id)
+            if self._llm is not None:
+                await self._llm.abort(request_id)
+            else:  # cancelled by `close()`; a caller that stopped reading ignores this
+                _deliver(put, BackendError("The model was closed while this request was running."))
             raise
         except Exception as exc:  # handed to the caller's thread or loop, re-raised there
-            put(self._translate(exc))
+            _deliver(put, self._translate(exc))
+        finally:
+            self._running.discard(task)
 
     def _translate(self, exc: Exception) -> Exception:
         from vllm.exceptions import VLLMValidationError
@@ -344,14 +370,42 @@ class VllmEngine(Engine):
 
         before = {p.pid: p for p in psutil.Process().children(recursive=True) if _is_engine_process(p)}
         try:
+            # Requests still running end with an error, and vLLM's output handler stops before its engine
+            # process does (in the other order it reports the engine's exit as a failure).
+            asyncio.run_coroutine_threadsafe(self._stop_tasks(llm), self._loop).result(timeout=timeout)
             llm.shutdown()
+            del llm  # the last reference: vLLM's finalizer runs now, not at interpreter exit
+            # vLLM's own tasks on the loop (its socket readers) end before the loop does.
+            asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), self._loop).result(timeout=timeout)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self._loop.close()
         _, alive = psutil.wait_procs(list(before.values()), timeout=timeout)
         for process in alive:  # shutdown asks politely; what is still there after the timeout is stopped
             process.kill()
         psutil.wait_procs(alive, timeout=5)
+
+    async def _stop_tasks(self, llm: Any) -> None:
+        handler = getattr(llm, "output_handler", None)
+        tasks = [*self._running, *([handler] if handler is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _cancel_other_tasks() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _deliver(put: Any, item: Any) -> None:
+    """Hand `item` to a caller that may be gone (its event loop closed after it stopped reading)."""
+    with contextlib.suppress(RuntimeError):
+        put(item)
 
 
 def _is_engine_process(process: Any) -> bool:
