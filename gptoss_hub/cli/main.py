@@ -1,4 +1,4 @@
-"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`.
+"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`, `conformance`.
 
 Errors from the hub are printed as one readable message (exit status 2), not a traceback; set
 `GPTOSS_HUB_DEBUG=1` to see the traceback.
@@ -16,6 +16,7 @@ from rich.console import Console
 
 from gptoss_hub._version import __version__
 from gptoss_hub.cli.chat import add_chat_parser
+from gptoss_hub.cli.conformance import add_conformance_parser
 from gptoss_hub.cli.convert import add_convert_parser
 from gptoss_hub.errors import GptOssHubError
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(handler=_run_doctor)
     add_convert_parser(subparsers)
+    add_conformance_parser(subparsers)
     return parser
 
 

