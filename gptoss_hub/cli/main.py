@@ -1,4 +1,4 @@
-"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`, `conformance`.
+"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`, `conformance`, `serve`.
 
 Errors from the hub are printed as one readable message (exit status 2), not a traceback; set
 `GPTOSS_HUB_DEBUG=1` to see the traceback.
@@ -18,6 +18,7 @@ from gptoss_hub._version import __version__
 from gptoss_hub.cli.chat import add_chat_parser
 from gptoss_hub.cli.conformance import add_conformance_parser
 from gptoss_hub.cli.convert import add_convert_parser
+from gptoss_hub.cli.serve import add_serve_parser
 from gptoss_hub.errors import GptOssHubError
 
 __all__ = ["build_parser", "main"]
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_run_doctor)
     add_convert_parser(subparsers)
     add_conformance_parser(subparsers)
+    add_serve_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,43 @@
+"""`gptoss-hub serve --model M --backend B --host 127.0.0.1 --port 8000 [--api-key KEY]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from rich.console import Console
+
+__all__ = ["add_serve_parser", "run_serve"]
+
+
+def add_serve_parser(subparsers: Any) -> None:
+    """Register the `serve` sub-command."""
+    parser = subparsers.add_parser("serve", help="serve a model through OpenAI's Chat Completions API")
+    parser.add_argument("--model", default="tiny", help="alias, folder, .gguf file or repo id (default: tiny)")
+    parser.add_argument("--backend", default="auto", help="auto (prefers batching backends), a family or a name")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--api-key", default=os.environ.get("GPTOSS_HUB_API_KEY"), help="require this bearer key ($GPTOSS_HUB_API_KEY)"
+    )
+    parser.add_argument("--served-model-name", default=None, help="the name clients use (default: the model's)")
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace, console: Console) -> int:
+    """Load the model (planning for serving), then serve it with uvicorn until interrupted."""
+    import uvicorn
+
+    import gptoss_hub as gh
+    from gptoss_hub.server import create_app
+
+    model = gh.load(args.model, backend=args.backend, serving=True)
+    try:
+        app = create_app(model, model_name=args.served_model_name, api_key=args.api_key)
+        where = f"http://{args.host}:{args.port}/v1"
+        console.print(f"serving {model.info.model} on {model.info.backend} at {where}", markup=False)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        model.close()
+    return 0

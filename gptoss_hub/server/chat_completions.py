@@ -1,0 +1,188 @@
+"""`POST /v1/chat/completions`: OpenAI's Chat Completions over a `Model`, harmony parsed by the hub.
+
+Reasoning comes back as `reasoning_content` (the field vLLM and most gpt-oss servers use), tool calls as
+`tool_calls`, usage with real token counts. A reply the model garbled is still a normal 200 reply: what
+was parsed, plus an `error` object on the choice (code, message, raw text) instead of a server error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gptoss_hub.events import (
+    ContentDelta,
+    Done,
+    ReasoningDelta,
+    StreamEvent,
+    ToolCallArgumentsDelta,
+    ToolCallStarted,
+)
+from gptoss_hub.reply import Reply
+from gptoss_hub.server.errors import APIError
+
+__all__ = ["ChatCompletionRequest", "chat_completion", "chat_completion_chunks", "model_options"]
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """The Chat Completions fields this server reads; others a client may send are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    response_format: dict[str, Any] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    #: Not in OpenAI's API; accepted as vLLM and llama.cpp servers do.
+    top_k: int | None = None
+    min_p: float | None = None
+    seed: int | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    n: int = 1
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+def model_options(request: ChatCompletionRequest) -> dict[str, Any]:
+    """The `Model.chat` keyword arguments a request stands for; unsupported fields are a 400 saying why."""
+    if request.n != 1:
+        raise APIError(400, "Only n=1 is supported; send several requests instead.", "invalid_request_error", None, "n")
+    if request.stop:
+        raise APIError(
+            400,
+            "`stop` sequences are not supported: gpt-oss replies end at harmony's own stop tokens.",
+            "invalid_request_error",
+            None,
+            "stop",
+        )
+    tools = request.tools
+    if request.tool_choice not in (None, "auto", "none"):
+        raise APIError(
+            400,
+            "tool_choice may be 'auto' or 'none' here; forcing a particular tool is not supported.",
+            "invalid_request_error",
+            None,
+            "tool_choice",
+        )
+    if request.tool_choice == "none":
+        tools = None  # the model is not told about tools it may not call
+    options: dict[str, Any] = {"tools": tools, "response_format": request.response_format}
+    if request.reasoning_effort:
+        options["reasoning_effort"] = request.reasoning_effort
+    max_tokens = request.max_completion_tokens or request.max_tokens
+    for name, value in (
+        ("temperature", request.temperature),
+        ("top_p", request.top_p),
+        ("top_k", request.top_k),
+        ("min_p", request.min_p),
+        ("seed", request.seed),
+        ("max_tokens", max_tokens),
+    ):
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def _finish_reason(reply: Reply) -> str:
+    # "error" is the hub's own reason (the output broke harmony); clients know OpenAI's four.
+    return "stop" if reply.finish_reason == "error" else reply.finish_reason
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "prompt_tokens": reply.usage.prompt_tokens,
+        "completion_tokens": reply.usage.completion_tokens,
+        "total_tokens": reply.usage.total_tokens,
+    }
+
+
+def _error(reply: Reply) -> dict[str, Any] | None:
+    if reply.error is None:
+        return None
+    return {"code": reply.error.code, "message": reply.error.message, "raw_text": reply.error.raw_text}
+
+
+def chat_completion(reply: Reply, model_name: str) -> dict[str, Any]:
+    """A `chat.completion` object for `reply`."""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}}
+            for c in reply.tool_calls
+        ]
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": _finish_reason(reply), "logprobs": None}
+    if reply.error is not None:
+        choice["error"] = _error(reply)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": [choice],
+        "usage": _usage(reply),
+    }
+
+
+async def chat_completion_chunks(
+    events: AsyncIterator[StreamEvent], request: ChatCompletionRequest, model_name: str
+) -> AsyncIterator[str]:
+    """The server-sent events for `Model.astream` events, `data: [DONE]` last."""
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> str:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model_name,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None, **extra}],
+        }
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    call_index: dict[str, int] = {}
+    reply: Reply | None = None
+    async for event in events:
+        if isinstance(event, ReasoningDelta):
+            yield chunk({"reasoning_content": event.text})
+        elif isinstance(event, ContentDelta):
+            yield chunk({"content": event.text})
+        elif isinstance(event, ToolCallStarted):
+            call_index[event.id] = len(call_index)
+            call = {"index": call_index[event.id], "id": event.id, "type": "function"}
+            yield chunk({"tool_calls": [call | {"function": {"name": event.name, "arguments": ""}}]})
+        elif isinstance(event, ToolCallArgumentsDelta):
+            yield chunk({"tool_calls": [{"index": call_index[event.id], "function": {"arguments": event.text}}]})
+        elif isinstance(event, Done):
+            reply = event.reply
+    assert reply is not None
+    extra = {"error": _error(reply)} if reply.error is not None else {}
+    yield chunk({}, _finish_reason(reply), **extra)
+    if request.stream_options is not None and request.stream_options.include_usage:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model_name,
+            "choices": [],
+            "usage": _usage(reply),
+        }
+        yield f"data: {json.dumps(body)}\n\n"
+    yield "data: [DONE]\n\n"

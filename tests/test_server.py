@@ -1,0 +1,221 @@
+"""The OpenAI-compatible server, driven with OpenAI's own Python SDK over a real loopback socket.
+
+The model behind it is tiny-harmony on the transformers backend; error paths that need no model
+output use FastAPI's in-process test client.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from gptoss_hub.demo_tools import get_weather
+from gptoss_hub.tools import tool_from_function
+
+pytest.importorskip("fastapi", reason="the server extra is installed by .ci/run")
+openai = pytest.importorskip("openai", reason="the dev extra installs the openai SDK")
+
+API_KEY = "test-key"
+_spec = tool_from_function(get_weather)
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {"name": _spec.name, "description": _spec.description, "parameters": _spec.parameters},
+}
+TOKYO = [{"role": "user", "content": "What is the weather in Tokyo?"}]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    """`create_app(tiny_model)` under uvicorn on a free loopback port; yields its base URL."""
+    import uvicorn
+
+    from gptoss_hub.server import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(tiny_model, api_key=API_KEY), host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/v1"
+    running.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=server, api_key=API_KEY, max_retries=0)
+
+
+def test_models_and_health(client, server):
+    from urllib.request import urlopen
+
+    assert [m.id for m in client.models.list().data] == ["tiny-harmony"]
+    with urlopen(server.removesuffix("/v1") + "/health") as health:
+        assert health.status == 200 and json.load(health) == {"status": "ok"}
+
+
+def test_plain_answer_with_reasoning_and_real_usage(client, tiny_model):
+    messages = [{"role": "user", "content": "What is 2 + 2?"}]
+    completion = client.chat.completions.create(model="tiny-harmony", messages=messages)
+    reply = tiny_model.chat(messages)
+    choice = completion.choices[0]
+    assert choice.message.content == reply.content and reply.content
+    assert choice.message.model_extra["reasoning_content"] == reply.reasoning
+    assert choice.finish_reason == "stop"
+    assert completion.usage.prompt_tokens == len(tiny_model.prompt_ids(messages))
+    assert completion.usage.completion_tokens == len(reply.token_ids)
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+
+
+def test_tool_call_then_tool_result_then_answer(client):
+    first = client.chat.completions.create(model="tiny-harmony", messages=TOKYO, tools=[WEATHER_TOOL])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"location": "Tokyo"}
+    messages = [
+        *TOKYO,
+        choice.message.model_dump(exclude_none=True),  # reasoning_content travels back, as clients send it
+        {"role": "tool", "tool_call_id": call.id, "content": json.dumps(get_weather("Tokyo"))},
+    ]
+    answer = client.chat.completions.create(model="tiny-harmony", messages=messages, tools=[WEATHER_TOOL])
+    assert answer.choices[0].finish_reason == "stop"
+    assert "Tokyo" in answer.choices[0].message.content and not answer.choices[0].message.tool_calls
+
+
+def test_streaming_adds_up_to_the_whole_reply(client):
+    whole = client.chat.completions.create(model="tiny-harmony", messages=TOKYO, tools=[WEATHER_TOOL])
+    stream = client.chat.completions.create(
+        model="tiny-harmony",
+        messages=TOKYO,
+        tools=[WEATHER_TOOL],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    reasoning, content, calls, finish, usage = [], [], {}, None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            delta = choice.delta
+            reasoning.append((delta.model_extra or {}).get("reasoning_content") or "")
+            content.append(delta.content or "")
+            for call in delta.tool_calls or ():
+                entry = calls.setdefault(call.index, {"id": None, "name": "", "arguments": ""})
+                entry["id"] = call.id or entry["id"]
+                entry["name"] += (call.function.name or "") if call.function else ""
+                entry["arguments"] += (call.function.arguments or "") if call.function else ""
+            finish = choice.finish_reason or finish
+    message = whole.choices[0].message
+    assert "".join(reasoning) == message.model_extra["reasoning_content"]
+    assert "".join(content) == (message.content or "")
+    (call,) = calls.values()
+    assert (call["name"], call["arguments"]) == (
+        message.tool_calls[0].function.name,
+        message.tool_calls[0].function.arguments,
+    )
+    assert finish == "tool_calls"
+    assert usage is not None and usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_errors_come_in_openai_shape(client, server):
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=server, api_key="wrong", max_retries=0).models.list()
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.chat.completions.create(model="gpt-5", messages=TOKYO)
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        client.chat.completions.create(model="tiny-harmony", messages=TOKYO, temperature=-1)
+    with pytest.raises(openai.BadRequestError, match="tool_choice"):
+        client.chat.completions.create(
+            model="tiny-harmony", messages=TOKYO, tools=[WEATHER_TOOL], tool_choice="required"
+        )
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="tiny-harmony", messages=[{"role": "robot", "content": "hi"}])
+    assert raised.value.body["message"].startswith("messages[0]: role must be one of")
+
+
+def test_a_prompt_past_the_context_is_a_400_before_streaming(client, tiny_model):
+    words = " ".join(["weather"] * (tiny_model.capabilities.max_context + 8))
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.chat.completions.create(
+                model="tiny-harmony", messages=[{"role": "user", "content": words}], stream=stream
+            )
+        assert raised.value.code == "context_length_exceeded"
+
+
+# --- In-process: bodies and limits, and a model whose output is not harmony --------------------------
+
+
+def _test_client(model, **limits):
+    from fastapi.testclient import TestClient
+
+    from gptoss_hub.server import create_app
+
+    return TestClient(create_app(model, **limits))
+
+
+def test_body_limits_and_overload(echo_model):
+    small = _test_client(echo_model, max_body_bytes=200)
+    response = small.post(
+        "/v1/chat/completions", content=b"{" + b" " * 300 + b"}", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+    response = small.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+    response = small.post("/v1/chat/completions", json={"model": "tiny-harmony"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
+    busy = _test_client(echo_model, max_pending=0)
+    response = busy.get("/v1/models")
+    assert response.status_code == 429 and response.headers["retry-after"] == "1"
+    assert busy.get("/health").status_code == 200  # health is never turned away
+
+
+def test_broken_model_output_is_a_normal_reply_with_an_error_code():
+    from gptoss_hub.conformance import model_for
+    from gptoss_hub.encoding import harmony_encoding
+    from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk
+
+    garbage = harmony_encoding().encode(
+        "<|channel|>final<|message|>Half an answer<|end|>then words outside any message", allowed_special="all"
+    )
+
+    class Garbled(Engine):
+        capabilities = Capabilities(max_context=4096)
+        info = EngineInfo(device="cpu", dtype="none")
+
+        def generate(self, request):
+            for token in garbage:
+                yield GenerationChunk([token])
+            yield GenerationChunk([], "length")
+
+    client = _test_client(model_for(Garbled()))
+    for stream in (False, True):
+        response = client.post(
+            "/v1/chat/completions", json={"model": "tiny-harmony", "messages": TOKYO, "stream": stream}
+        )
+        assert response.status_code == 200
+        if stream:
+            events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+            choice = events[-1]["choices"][0]
+            text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+        else:
+            choice = response.json()["choices"][0]
+            text = choice["message"]["content"]
+        assert text == "Half an answer"
+        assert choice["finish_reason"] == "stop" and choice["error"]["code"] == "unexpected_token"
+        assert choice["error"]["raw_text"].endswith("then words outside any message")
