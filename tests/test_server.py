@@ -219,3 +219,113 @@ def test_broken_model_output_is_a_normal_reply_with_an_error_code():
         assert text == "Half an answer"
         assert choice["finish_reason"] == "stop" and choice["error"]["code"] == "unexpected_token"
         assert choice["error"]["raw_text"].endswith("then words outside any message")
+
+
+# --- Load: many streaming clients, some of them leaving early -----------------------------------------
+
+
+class _CountingEcho:
+    """The echo engine slowed to 20 ms a token, counting generations in progress and tokens produced."""
+
+    def __init__(self):
+        from gptoss_hub_echo import EchoEngine
+
+        self.inner = EchoEngine()
+        self.capabilities, self.info = self.inner.capabilities, self.inner.info
+        self.lock = threading.Lock()
+        self.active = 0
+        self.produced: list[int] = []
+
+    def engine(self):
+        from gptoss_hub.engine import Engine
+
+        counter = self
+
+        class Counting(Engine):
+            capabilities, info = counter.capabilities, counter.info
+
+            def generate(self, request):
+                with counter.lock:
+                    counter.active += 1
+                produced = 0
+                try:
+                    for chunk in counter.inner.generate(request):
+                        time.sleep(0.02)
+                        produced += len(chunk.token_ids)
+                        yield chunk
+                finally:
+                    with counter.lock:
+                        counter.active -= 1
+                        counter.produced.append(produced)
+
+        return Counting()
+
+
+def test_64_streaming_clients_with_8_leaving_early(tmp_path):
+    """Every client that stays gets its whole reply; the generations of those that left stop; the server
+    stays healthy and its metrics count what happened."""
+    import asyncio
+
+    import httpx
+    import uvicorn
+
+    pytest.importorskip("gptoss_hub_echo", reason="tests/plugins/gptoss_hub_echo is installed by .ci/run")
+    from gptoss_hub.conformance import model_for
+    from gptoss_hub.server import create_app
+
+    counter = _CountingEcho()
+    port = _free_port()
+    running = uvicorn.Server(
+        uvicorn.Config(create_app(model_for(counter.engine())), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    while not running.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+
+    async def client(number: int, leave_early: bool) -> str | None:
+        body = {
+            "model": "tiny-harmony",
+            "stream": True,
+            "messages": [{"role": "user", "content": f"Message number {number}."}],
+        }
+        content, chunks = [], 0
+        async with (
+            httpx.AsyncClient(timeout=60) as http,
+            http.stream("POST", f"{base}/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                chunks += 1
+                if leave_early and chunks == 3:
+                    return None  # closing the stream drops the connection
+                for choice in json.loads(line[6:])["choices"]:
+                    content.append(choice["delta"].get("content") or "")
+        return "".join(content)
+
+    async def everyone() -> list[str | None]:
+        return await asyncio.gather(*(client(n, leave_early=n % 8 == 0) for n in range(64)))
+
+    try:
+        started = time.monotonic()
+        replies = asyncio.run(asyncio.wait_for(everyone(), timeout=120))
+        stayed = {n: r for n, r in enumerate(replies) if n % 8}
+        assert len(stayed) == 56 and all(r == f"Message number {n}." for n, r in stayed.items())
+        deadline = time.monotonic() + 10
+        while (counter.active or len(counter.produced) < 64) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert counter.active == 0, "a generation kept running"
+        full = max(counter.produced)
+        stopped_early = [p for p in counter.produced if p < full]
+        assert len(stopped_early) == 8, counter.produced  # the clients that left, and only they
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'gptoss_hub_requests_total{route="/v1/chat/completions",status="200"} 64.0' in metrics
+        assert "gptoss_hub_requests_in_progress 1.0" in metrics  # the /metrics request itself
+        assert time.monotonic() - started < 120
+    finally:
+        running.should_exit = True
+        thread.join(10)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from gptoss_hub.model import Model
@@ -19,6 +19,7 @@ from gptoss_hub.server.chat_completions import (
     model_options,
 )
 from gptoss_hub.server.errors import APIError, error_body, from_exception
+from gptoss_hub.server.metrics import ServerMetrics
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_PENDING", "create_app"]
 
@@ -45,56 +46,20 @@ def create_app(
 ) -> Any:
     """A FastAPI app serving `model` as `model_name` (default: the model's own name).
 
-    With `api_key`, every `/v1/` route wants `Authorization: Bearer <api_key>`; `/health` stays open.
+    With `api_key`, every `/v1/` route wants `Authorization: Bearer <api_key>`; `/health` and `/metrics`
+    stay open. Bodies over `max_body_bytes` get 413, and requests beyond `max_pending` in progress 429.
     """
     served_name = model_name or model.info.model
     accepted_names = {served_name, model.info.model, model.spec.name}
     app = FastAPI(title="gptoss-hub", description="OpenAI-compatible API over gpt-oss")
-    pending = 0
+    metrics = app.state.metrics = ServerMetrics()
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
+        metrics.errors.labels(exc.code or exc.type).inc()
         return JSONResponse(exc.body(), status_code=exc.status)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Any:
-        # Authentication, body size and admission, before any work is done for the request.
-        nonlocal pending
-        if request.url.path.startswith("/v1/"):
-            if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-                return JSONResponse(
-                    error_body(
-                        "Invalid or missing API key (Authorization: Bearer ...).",
-                        "authentication_error",
-                        "invalid_api_key",
-                    ),
-                    status_code=401,
-                )
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > max_body_bytes:
-                return JSONResponse(
-                    error_body(
-                        f"The request body has {length} bytes; at most {max_body_bytes} are accepted.",
-                        "invalid_request_error",
-                        "request_too_large",
-                    ),
-                    status_code=413,
-                )
-            if pending >= max_pending:
-                return JSONResponse(
-                    error_body(
-                        f"The server is busy ({pending} requests in progress); retry shortly.",
-                        "rate_limit_error",
-                        "overloaded",
-                    ),
-                    status_code=429,
-                    headers={"retry-after": "1"},
-                )
-        pending += 1
-        try:
-            return await call_next(request)
-        finally:
-            pending -= 1
+    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes, max_pending=max_pending, metrics=metrics)
 
     async def read_json(request: Request) -> Any:
         body = await request.body()
@@ -129,6 +94,10 @@ def create_app(
             {"status": "ok" if status == "ready" else status}, status_code=200 if status == "ready" else 503
         )
 
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return {
@@ -147,7 +116,9 @@ def create_app(
         options = model_options(parsed)
         try:
             if not parsed.stream:
-                return chat_completion(await model.achat(parsed.messages, **options), served_name)
+                reply = await model.achat(parsed.messages, **options)
+                metrics.record_reply(reply)
+                return chat_completion(reply, served_name)
             events = model.astream(parsed.messages, **options)
             # The first event is awaited here, so a request the model refuses (too long, invalid) is an
             # HTTP error rather than a stream that fails after its headers went out.
@@ -155,7 +126,9 @@ def create_app(
         except Exception as exc:
             raise from_exception(exc) from exc
         return StreamingResponse(
-            _stream_with_errors(chat_completion_chunks(_prepend(first, events), parsed, served_name)),
+            _stream_with_errors(
+                chat_completion_chunks(_prepend(first, events), parsed, served_name, on_reply=metrics.record_reply)
+            ),
             media_type="text/event-stream",
         )
 
@@ -175,3 +148,68 @@ async def _stream_with_errors(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
             yield chunk
     except Exception as exc:
         yield f"data: {json.dumps(from_exception(exc).body())}\n\n"
+
+
+#: Routes named in metrics; anything else is counted as "other" (so unknown paths cannot grow the labels).
+_ROUTES = ("/v1/chat/completions", "/v1/models", "/health", "/metrics")
+
+
+class _Guard:
+    """ASGI middleware: authentication, body size and admission for `/v1/` routes, before any work is done,
+    and request counts and latencies for every route. Pure ASGI rather than `@app.middleware`, so a
+    streamed response counts as in progress until its last byte and a client's disconnect reaches it."""
+
+    def __init__(self, app: Any, *, api_key: str | None, max_body_bytes: int, max_pending: int, metrics: ServerMetrics):
+        self.app, self.api_key, self.max_body_bytes, self.max_pending = app, api_key, max_body_bytes, max_pending
+        self.metrics = metrics
+        self.pending = 0
+
+    def _refusal(self, headers: dict[bytes, bytes]) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        if (
+            self.api_key is not None
+            and headers.get(b"authorization", b"").decode("latin-1") != f"Bearer {self.api_key}"
+        ):
+            body = error_body(
+                "Invalid or missing API key (Authorization: Bearer ...).", "authentication_error", "invalid_api_key"
+            )
+            return 401, body, {}
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            message = f"The request body has {length} bytes; at most {self.max_body_bytes} are accepted."
+            return 413, error_body(message, "invalid_request_error", "request_too_large"), {}
+        if self.pending >= self.max_pending:
+            message = f"The server is busy ({self.pending} requests in progress); retry shortly."
+            return 429, error_body(message, "rate_limit_error", "overloaded"), {"retry-after": "1"}
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        route = path if path in _ROUTES else "other"
+        started = time.perf_counter()
+        refusal = self._refusal(dict(scope["headers"])) if path.startswith("/v1/") else None
+        if refusal is not None:
+            status, body, headers = refusal
+            self.metrics.errors.labels(body["error"]["code"]).inc()
+            self.metrics.requests.labels(route, str(status)).inc()
+            await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
+            return
+        status = 500
+
+        async def send_and_note_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.pending += 1
+        self.metrics.in_progress.inc()
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            self.pending -= 1
+            self.metrics.in_progress.dec()
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -141,9 +141,12 @@ def chat_completion(reply: Reply, model_name: str) -> dict[str, Any]:
 
 
 async def chat_completion_chunks(
-    events: AsyncIterator[StreamEvent], request: ChatCompletionRequest, model_name: str
+    events: AsyncIterator[StreamEvent],
+    request: ChatCompletionRequest,
+    model_name: str,
+    on_reply: Callable[[Reply], None] | None = None,
 ) -> AsyncIterator[str]:
-    """The server-sent events for `Model.astream` events, `data: [DONE]` last."""
+    """The server-sent events for `Model.astream` events, `data: [DONE]` last; `on_reply` gets the reply."""
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> str:
@@ -173,6 +176,8 @@ async def chat_completion_chunks(
         elif isinstance(event, Done):
             reply = event.reply
     assert reply is not None
+    if on_reply is not None:
+        on_reply(reply)
     extra = {"error": _error(reply)} if reply.error is not None else {}
     yield chunk({}, _finish_reason(reply), **extra)
     if request.stream_options is not None and request.stream_options.include_usage:

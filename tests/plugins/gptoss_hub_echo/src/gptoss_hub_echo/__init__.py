@@ -9,15 +9,24 @@ message as harmony (analysis, then a final message). Either way one token at a t
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from gptoss_hub import Backend, Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest, hookimpl
 from gptoss_hub.encoding import harmony_encoding
 
+_corpus_lock = threading.Lock()
+
+
+def _reference_completions() -> dict[tuple[int, ...], tuple[int, ...]]:
+    # Built once (it renders the whole corpus), even when many requests arrive together.
+    with _corpus_lock:
+        return _build_reference_completions()
+
 
 @functools.lru_cache(maxsize=1)
-def _reference_completions() -> dict[tuple[int, ...], tuple[int, ...]]:
+def _build_reference_completions() -> dict[tuple[int, ...], tuple[int, ...]]:
     from gptoss_hub.testing import corpus_examples
 
     return {example.prompt_ids: example.completion_ids for example in corpus_examples()}
