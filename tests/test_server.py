@@ -329,3 +329,67 @@ def test_64_streaming_clients_with_8_leaving_early(tmp_path):
     finally:
         running.should_exit = True
         thread.join(10)
+
+
+# --- The Responses API ------------------------------------------------------------------------------
+
+RESPONSES_TOOL = {"type": "function", **WEATHER_TOOL["function"]}
+
+
+def test_responses_plain_answer(client, tiny_model):
+    response = client.responses.create(model="tiny-harmony", input="What is 2 + 2?")
+    reply = tiny_model.chat([{"role": "user", "content": "What is 2 + 2?"}])
+    assert response.status == "completed"
+    assert response.output_text == reply.content
+    (reasoning,) = [item for item in response.output if item.type == "reasoning"]
+    assert reasoning.content[0].text == reply.reasoning
+    assert response.usage.output_tokens == len(reply.token_ids)
+
+
+def test_responses_tool_call_then_output_by_previous_response_id(client):
+    first = client.responses.create(model="tiny-harmony", input=TOKYO[0]["content"], tools=[RESPONSES_TOOL])
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    assert call.name == "get_weather" and json.loads(call.arguments) == {"location": "Tokyo"}
+    second = client.responses.create(
+        model="tiny-harmony",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": json.dumps(get_weather("Tokyo"))}],
+        tools=[RESPONSES_TOOL],
+    )
+    assert "Tokyo" in second.output_text
+    assert not [item for item in second.output if item.type == "function_call"]
+
+
+def test_responses_whole_conversation_as_items_equals_previous_response_id(client):
+    first = client.responses.create(model="tiny-harmony", input=TOKYO[0]["content"], tools=[RESPONSES_TOOL])
+    call = next(item for item in first.output if item.type == "function_call")
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": json.dumps(get_weather("Tokyo"))}
+    items = [{"role": "user", "content": TOKYO[0]["content"]}]
+    items += [item.model_dump(exclude_none=True) for item in first.output]  # reasoning, then the call
+    replayed = client.responses.create(model="tiny-harmony", input=[*items, result], tools=[RESPONSES_TOOL])
+    chained = client.responses.create(
+        model="tiny-harmony", previous_response_id=first.id, input=[result], tools=[RESPONSES_TOOL]
+    )
+    assert replayed.output_text == chained.output_text and replayed.usage.input_tokens == chained.usage.input_tokens
+
+
+def test_responses_streaming_events(client):
+    events = list(
+        client.responses.create(model="tiny-harmony", input=TOKYO[0]["content"], tools=[RESPONSES_TOOL], stream=True)
+    )
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    reasoning = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    arguments = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    final = events[-1].response
+    assert reasoning == next(item for item in final.output if item.type == "reasoning").content[0].text
+    (call,) = [item for item in final.output if item.type == "function_call"]
+    assert arguments == call.arguments and json.loads(arguments) == {"location": "Tokyo"}
+    assert "response.output_item.done" in kinds and "response.function_call_arguments.done" in kinds
+
+
+def test_responses_store_false_and_unknown_previous_id(client):
+    unstored = client.responses.create(model="tiny-harmony", input="Say hello.", store=False)
+    with pytest.raises(openai.NotFoundError, match="No stored response"):
+        client.responses.create(model="tiny-harmony", input="And again?", previous_response_id=unstored.id)

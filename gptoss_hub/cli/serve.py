@@ -13,7 +13,7 @@ __all__ = ["add_serve_parser", "run_serve"]
 
 def add_serve_parser(subparsers: Any) -> None:
     """Register the `serve` sub-command."""
-    parser = subparsers.add_parser("serve", help="serve a model through OpenAI's Chat Completions API")
+    parser = subparsers.add_parser("serve", help="serve a model through OpenAI's Chat Completions and Responses APIs")
     parser.add_argument("--model", default="tiny", help="alias, folder, .gguf file or repo id (default: tiny)")
     parser.add_argument("--backend", default="auto", help="auto (prefers batching backends), a family or a name")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")

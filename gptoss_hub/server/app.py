@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from gptoss_hub.model import Model
+from gptoss_hub.server import responses as responses_api
 from gptoss_hub.server.chat_completions import (
     ChatCompletionRequest,
     chat_completion,
@@ -53,6 +55,7 @@ def create_app(
     accepted_names = {served_name, model.info.model, model.spec.name}
     app = FastAPI(title="gptoss-hub", description="OpenAI-compatible API over gpt-oss")
     metrics = app.state.metrics = ServerMetrics()
+    store = app.state.responses = responses_api.ResponseStore()
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -132,6 +135,38 @@ def create_app(
             media_type="text/event-stream",
         )
 
+    @app.post("/v1/responses")
+    async def responses(request: Request) -> Any:
+        try:
+            parsed = responses_api.ResponsesRequest.model_validate(await read_json(request))
+        except ValidationError as exc:
+            message, param = _validation_message(exc)
+            raise APIError(400, message, "invalid_request_error", "invalid_request", param) from exc
+        check_model(parsed.model)
+        history = store.conversation(parsed.previous_response_id) if parsed.previous_response_id else []
+        messages = history + responses_api.input_messages(parsed)
+        options = responses_api.model_options(parsed)
+        response_id, created = f"resp_{uuid.uuid4().hex}", int(time.time())
+
+        def remember(reply: Any) -> None:
+            metrics.record_reply(reply)
+            if parsed.store:
+                store.save(response_id, [*messages, reply.message])
+
+        try:
+            if not parsed.stream:
+                reply = await model.achat(messages, **options)
+                remember(reply)
+                return responses_api.response_object(parsed, reply, served_name, response_id, created)
+            events = model.astream(messages, **options)
+            first = await events.__anext__()  # a refused request is an HTTP error, as for chat completions
+        except Exception as exc:
+            raise from_exception(exc) from exc
+        stream = responses_api.response_events(
+            _prepend(first, events), parsed, served_name, response_id, created, on_reply=remember
+        )
+        return StreamingResponse(_stream_with_errors(stream, named_events=True), media_type="text/event-stream")
+
     return app
 
 
@@ -141,17 +176,23 @@ async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield item
 
 
-async def _stream_with_errors(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Server-sent events; an error once streaming has begun becomes a last `error` event."""
+async def _stream_with_errors(chunks: AsyncIterator[str], named_events: bool = False) -> AsyncIterator[str]:
+    """Server-sent events; an error once streaming has begun becomes a last `error` event (the Responses
+    API names its events, `event: error` with the error's fields; Chat Completions sends the error body)."""
     try:
         async for chunk in chunks:
             yield chunk
     except Exception as exc:
-        yield f"data: {json.dumps(from_exception(exc).body())}\n\n"
+        error = from_exception(exc)
+        if named_events:
+            body = {"type": "error", "code": error.code, "message": error.message, "param": error.param}
+            yield f"event: error\ndata: {json.dumps(body)}\n\n"
+        else:
+            yield f"data: {json.dumps(error.body())}\n\n"
 
 
 #: Routes named in metrics; anything else is counted as "other" (so unknown paths cannot grow the labels).
-_ROUTES = ("/v1/chat/completions", "/v1/models", "/health", "/metrics")
+_ROUTES = ("/v1/chat/completions", "/v1/responses", "/v1/models", "/health", "/metrics")
 
 
 class _Guard:

@@ -1,0 +1,383 @@
+"""`POST /v1/responses`: OpenAI's Responses API over a `Model`.
+
+Input items become Chat Completions messages for the hub (which renders harmony); the reply becomes
+output items: a `reasoning` item (the analysis channel), a `message` item (the final channel) and a
+`function_call` item per tool call. `previous_response_id` continues a stored conversation: responses
+are kept in a bounded in-memory store unless the request says `store: false`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, StreamEvent, ToolCallArgumentsDelta, ToolCallStarted
+from gptoss_hub.reply import Reply
+from gptoss_hub.server.errors import APIError
+
+__all__ = [
+    "ResponseStore",
+    "ResponsesRequest",
+    "input_messages",
+    "model_options",
+    "response_events",
+    "response_object",
+]
+
+#: Responses kept for `previous_response_id`; the oldest go first.
+DEFAULT_STORE_SIZE = 1024
+
+
+class Reasoning(BaseModel):
+    effort: Literal["low", "medium", "high"] | None = None
+
+
+class ResponsesRequest(BaseModel):
+    """The Responses fields this server reads; others a client may send are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    reasoning: Reasoning | None = None
+    text: dict[str, Any] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    seed: int | None = None
+    stream: bool = False
+    store: bool = True
+    previous_response_id: str | None = None
+
+
+class ResponseStore:
+    """Conversations of earlier responses, by response id, at most `size` of them."""
+
+    def __init__(self, size: int = DEFAULT_STORE_SIZE):
+        self.size = size
+        self._conversations: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    def save(self, response_id: str, messages: list[dict[str, Any]]) -> None:
+        self._conversations[response_id] = messages
+        while len(self._conversations) > self.size:
+            self._conversations.popitem(last=False)
+
+    def conversation(self, response_id: str) -> list[dict[str, Any]]:
+        if response_id not in self._conversations:
+            raise APIError(
+                404,
+                f"No stored response {response_id!r}: it was made with store=false, expired from the store, "
+                "or never existed. Send the whole conversation as `input` instead.",
+                "invalid_request_error",
+                "previous_response_not_found",
+                "previous_response_id",
+            )
+        return list(self._conversations[response_id])
+
+
+def _text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") in ("input_text", "output_text", "text"):
+                parts.append(str(part.get("text", "")))
+            else:
+                raise APIError(
+                    400, f"{where}: only text content parts are supported, got {part!r}.", "invalid_request_error"
+                )
+        return "".join(parts)
+    raise APIError(400, f"{where}: content must be a string or a list of text parts.", "invalid_request_error")
+
+
+def input_messages(request: ResponsesRequest) -> list[dict[str, Any]]:
+    """The request's `input` as Chat Completions messages (what the hub renders)."""
+    if isinstance(request.input, str):
+        return [{"role": "user", "content": request.input}]
+    messages: list[dict[str, Any]] = []
+    pending_reasoning: str | None = None
+    for index, item in enumerate(request.input):
+        where = f"input[{index}]"
+        kind = item.get("type", "message")
+        if kind == "message" or ("role" in item and kind not in ("function_call", "function_call_output")):
+            role = item.get("role")
+            if role not in ("user", "system", "developer", "assistant"):
+                raise APIError(400, f"{where}: unknown role {role!r}.", "invalid_request_error", None, "input")
+            message = {"role": role, "content": _text(item.get("content", ""), where)}
+            if role == "assistant" and pending_reasoning:
+                message["reasoning_content"], pending_reasoning = pending_reasoning, None
+            messages.append(message)
+        elif kind == "reasoning":
+            parts = item.get("content") or item.get("summary") or []
+            pending_reasoning = "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+        elif kind == "function_call":
+            call = {"id": item.get("call_id"), "type": "function"}
+            call["function"] = {"name": item.get("name"), "arguments": item.get("arguments", "{}")}
+            previous = messages[-1] if messages else None
+            if previous is not None and previous["role"] == "assistant" and "tool_calls" in previous:
+                previous["tool_calls"].append(call)
+            else:
+                message = {"role": "assistant", "content": None, "tool_calls": [call]}
+                if pending_reasoning:
+                    message["reasoning_content"], pending_reasoning = pending_reasoning, None
+                messages.append(message)
+        elif kind == "function_call_output":
+            output = item.get("output", "")
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": _text(output, where)})
+        else:
+            raise APIError(400, f"{where}: input items of type {kind!r} are not supported.", "invalid_request_error")
+    return messages
+
+
+def model_options(request: ResponsesRequest) -> dict[str, Any]:
+    """The `Model.chat` keyword arguments a Responses request stands for."""
+    if request.tool_choice not in (None, "auto", "none"):
+        raise APIError(400, "tool_choice may be 'auto' or 'none' here.", "invalid_request_error", None, "tool_choice")
+    tools = None
+    if request.tools and request.tool_choice != "none":
+        tools = []
+        for tool in request.tools:
+            if tool.get("type") != "function":
+                raise APIError(
+                    400, f"Only function tools are supported, got {tool.get('type')!r}.", "invalid_request_error"
+                )
+            tools.append({key: value for key, value in tool.items() if key != "strict"})
+    options: dict[str, Any] = {"tools": tools}
+    if request.instructions:
+        options["instructions"] = request.instructions
+    if request.reasoning is not None and request.reasoning.effort:
+        options["reasoning_effort"] = request.reasoning.effort
+    text_format = (request.text or {}).get("format")
+    if text_format and text_format.get("type") == "json_schema":
+        options["response_format"] = {"type": "json_schema", "json_schema": {"schema": text_format.get("schema")}}
+    elif text_format and text_format.get("type") == "json_object":
+        options["response_format"] = {"type": "json_object"}
+    for name, value in (
+        ("temperature", request.temperature),
+        ("top_p", request.top_p),
+        ("seed", request.seed),
+        ("max_tokens", request.max_output_tokens),
+    ):
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def _new_reasoning_item() -> dict[str, Any]:
+    return {"type": "reasoning", "id": f"rs_{uuid.uuid4().hex}", "summary": [], "content": []}
+
+
+def _new_message_item() -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": f"msg_{uuid.uuid4().hex}",
+        "role": "assistant",
+        "status": "in_progress",
+        "content": [],
+    }
+
+
+def _output_items(reply: Reply) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if reply.reasoning:
+        items.append(_new_reasoning_item() | {"content": [{"type": "reasoning_text", "text": reply.reasoning}]})
+    if reply.content:
+        part = {"type": "output_text", "text": reply.content, "annotations": []}
+        items.append(_new_message_item() | {"status": "completed", "content": [part]})
+    for call in reply.tool_calls:
+        items.append(
+            {
+                "type": "function_call",
+                "id": f"fc_{uuid.uuid4().hex}",
+                "call_id": call.id,
+                "name": call.name,
+                "arguments": call.raw_arguments,
+                "status": "completed",
+            }
+        )
+    return items
+
+
+def response_object(
+    request: ResponsesRequest, reply: Reply | None, model_name: str, response_id: str, created: int
+) -> dict[str, Any]:
+    """A `response` object; `reply=None` is the in-progress response streaming starts with."""
+    done = reply is not None
+    incomplete = done and reply.finish_reason == "length"
+    body: dict[str, Any] = {
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
+        "status": ("incomplete" if incomplete else "completed") if done else "in_progress",
+        "model": model_name,
+        "output": _output_items(reply) if done else [],
+        "instructions": request.instructions,
+        "tools": request.tools or [],
+        "tool_choice": request.tool_choice or "auto",
+        "parallel_tool_calls": False,
+        "previous_response_id": request.previous_response_id,
+        "reasoning": {"effort": request.reasoning.effort if request.reasoning else None, "summary": None},
+        "store": request.store,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_output_tokens": request.max_output_tokens,
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "error": None,
+        "usage": None,
+        "metadata": {},
+    }
+    if done:
+        body["usage"] = {
+            "input_tokens": reply.usage.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": reply.usage.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": reply.usage.total_tokens,
+        }
+        if reply.error is not None:
+            # The output broke harmony: what was parsed is in `output`, the damage is said here.
+            body["error"] = {"code": reply.error.code, "message": reply.error.message}
+    return body
+
+
+async def response_events(
+    events: AsyncIterator[StreamEvent],
+    request: ResponsesRequest,
+    model_name: str,
+    response_id: str,
+    created: int,
+    on_reply: Callable[[Reply], None],
+) -> AsyncIterator[str]:
+    """The Responses streaming events, `response.created` … `response.completed`, as server-sent events."""
+    sequence = 0
+
+    def event(kind: str, **fields: Any) -> str:
+        nonlocal sequence
+        body = {"type": kind, "sequence_number": sequence, **fields}
+        sequence += 1
+        return f"event: {kind}\ndata: {json.dumps(body)}\n\n"
+
+    started = response_object(request, None, model_name, response_id, created)
+    yield event("response.created", response=started)
+    yield event("response.in_progress", response=started)
+    index = -1
+    items: list[dict[str, Any]] = []  # every output item streamed, completed in place as it closes
+    open_item: dict[str, Any] | None = None
+    text: list[str] = []
+
+    def close_item() -> list[str]:
+        if open_item is None:
+            return []
+        closing = []
+        joined = "".join(text)
+        if open_item["type"] == "reasoning":
+            closing.append(
+                event(
+                    "response.reasoning_text.done",
+                    item_id=open_item["id"],
+                    output_index=index,
+                    content_index=0,
+                    text=joined,
+                )
+            )
+            open_item["content"] = [{"type": "reasoning_text", "text": joined}]
+        elif open_item["type"] == "message":
+            part = {"type": "output_text", "text": joined, "annotations": []}
+            closing.append(
+                event(
+                    "response.output_text.done",
+                    item_id=open_item["id"],
+                    output_index=index,
+                    content_index=0,
+                    text=joined,
+                )
+            )
+            closing.append(
+                event(
+                    "response.content_part.done",
+                    item_id=open_item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=part,
+                )
+            )
+            open_item["content"], open_item["status"] = [part], "completed"
+        else:
+            closing.append(
+                event(
+                    "response.function_call_arguments.done",
+                    item_id=open_item["id"],
+                    output_index=index,
+                    arguments=joined,
+                )
+            )
+            open_item["arguments"], open_item["status"] = joined, "completed"
+        closing.append(event("response.output_item.done", output_index=index, item=open_item))
+        return closing
+
+    def open_new(item: dict[str, Any]) -> list[str]:
+        nonlocal index, open_item, text
+        opening = close_item()
+        index, open_item, text = index + 1, item, []
+        items.append(item)
+        opening.append(event("response.output_item.added", output_index=index, item=item))
+        if item["type"] == "message":
+            part = {"type": "output_text", "text": "", "annotations": []}
+            opening.append(
+                event("response.content_part.added", item_id=item["id"], output_index=index, content_index=0, part=part)
+            )
+        return opening
+
+    reply: Reply | None = None
+    async for stream_event in events:
+        if isinstance(stream_event, (ReasoningDelta, ContentDelta)):
+            kind = "reasoning" if isinstance(stream_event, ReasoningDelta) else "message"
+            if open_item is None or open_item["type"] != kind:
+                item = _new_reasoning_item() if kind == "reasoning" else _new_message_item()
+                for chunk in open_new(item):
+                    yield chunk
+            text.append(stream_event.text)
+            yield event(
+                "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta",
+                item_id=open_item["id"],
+                output_index=index,
+                content_index=0,
+                delta=stream_event.text,
+            )
+        elif isinstance(stream_event, ToolCallStarted):
+            item = {
+                "type": "function_call",
+                "id": f"fc_{uuid.uuid4().hex}",
+                "call_id": stream_event.id,
+                "name": stream_event.name,
+                "arguments": "",
+                "status": "in_progress",
+            }
+            for chunk in open_new(item):
+                yield chunk
+        elif isinstance(stream_event, ToolCallArgumentsDelta):
+            text.append(stream_event.text)
+            yield event(
+                "response.function_call_arguments.delta",
+                item_id=open_item["id"],
+                output_index=index,
+                delta=stream_event.text,
+            )
+        elif isinstance(stream_event, Done):
+            reply = stream_event.reply
+    for chunk in close_item():
+        yield chunk
+    assert reply is not None
+    on_reply(reply)
+    final = response_object(request, reply, model_name, response_id, created)
+    final["output"] = items  # the items as streamed, ids included
+    yield event("response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final)
