@@ -28,6 +28,7 @@ __all__ = [
     "EngineInfo",
     "GenerationChunk",
     "GenerationRequest",
+    "MessageEngine",
     "token_chunk",
     "validate_options",
 ]
@@ -182,6 +183,38 @@ class Engine(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - a no-op default is right for engines holding no resources
         """Release the runtime's resources. Safe to call twice."""
+
+
+class MessageEngine(Engine):
+    """An engine that takes chat messages rather than token ids: a remote OpenAI-compatible server, which
+    renders and parses harmony itself. `Model` hands it the messages and options of each call and relays
+    the events it yields (the last one `Done` with the reply)."""
+
+    def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
+        raise InvalidRequestError(
+            f"{type(self).__name__} takes chat messages, not token ids: use Model.chat/stream, not generate()."
+        )
+
+    @abc.abstractmethod
+    async def astream_messages(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[Any]:
+        """Yield the `gptoss_hub.events` of one assistant turn for `messages`; the last is `Done(reply)`.
+
+        `options` are `Model.chat`'s keyword arguments as the caller passed them.
+        """
+
+    def stream_messages(self, messages: list[Any], options: dict[str, Any]) -> Iterator[Any]:
+        """Synchronous twin of `astream_messages` (the default runs it on a private event loop)."""
+        loop = asyncio.new_event_loop()
+        events = self.astream_messages(messages, options)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(events.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(events.aclose())
+            loop.close()
 
 
 class Backend(abc.ABC):

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gptoss_hub.engine import Capabilities, Engine, GenerationChunk, GenerationRequest
+from gptoss_hub.engine import Capabilities, Engine, GenerationChunk, GenerationRequest, MessageEngine
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.events import Done, StreamEvent
 from gptoss_hub.harmony import ReplyParser, render, stop_token_ids
@@ -64,6 +64,15 @@ def _json_schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | 
         "response_format must be {'type': 'text'}, {'type': 'json_object'} or "
         f"{{'type': 'json_schema', 'json_schema': {{'name': ..., 'schema': {{...}}}}}}; got {response_format!r}."
     )
+
+
+def _message_list(messages: Sequence[Any]) -> list[Any]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise InvalidRequestError(
+            "messages must be a list of dicts like [{'role': 'user', 'content': 'Hi'}], "
+            f"got {type(messages).__name__}."
+        )
+    return list(messages)
 
 
 class _Turn:
@@ -156,11 +165,7 @@ class Model:
         response_format: dict[str, Any] | None = None,
         **render_options: Any,
     ) -> GenerationRequest:
-        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-            raise InvalidRequestError(
-                "messages must be a list of dicts like [{'role': 'user', 'content': 'Hi'}], "
-                f"got {type(messages).__name__}."
-            )
+        messages = _message_list(messages)
         schema = _json_schema_of(response_format)
         if schema is not None and not self.capabilities.json_schema:
             raise InvalidRequestError(
@@ -184,6 +189,12 @@ class Model:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise InvalidRequestError(f"Invalid generation settings: {problems}.") from exc
 
+    def _remote_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """`options` for a message engine, with this model's default temperature filled in."""
+        if options.get("temperature") is None:
+            options = {**options, "temperature": self.default_temperature}
+        return options
+
     # -- the four ways to chat ----------------------------------------------------------------------
 
     def stream(self, messages: Sequence[Any], **options: Any) -> Iterator[StreamEvent]:
@@ -191,6 +202,9 @@ class Model:
 
         Takes the same arguments as `chat()`.
         """
+        if isinstance(self._engine, MessageEngine):  # a remote server renders and parses harmony itself
+            yield from self._engine.stream_messages(_message_list(messages), self._remote_options(options))
+            return
         request = self._request(messages, **options)
         turn = _Turn(len(request.prompt_ids))
         for chunk in self._engine.generate(request):
@@ -212,6 +226,10 @@ class Model:
 
     async def astream(self, messages: Sequence[Any], **options: Any) -> AsyncIterator[StreamEvent]:
         """Asynchronous twin of `stream()`."""
+        if isinstance(self._engine, MessageEngine):
+            async for event in self._engine.astream_messages(_message_list(messages), self._remote_options(options)):
+                yield event
+            return
         request = self._request(messages, **options)
         turn = _Turn(len(request.prompt_ids))
         async for chunk in self._engine.agenerate(request):

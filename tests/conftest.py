@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -57,3 +60,47 @@ def offline_hub(tmp_path):
         return {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
 
     return add
+
+
+def _start_uvicorn(app):
+    """`app` under uvicorn on a free loopback port, in a thread; returns (server, thread, port)."""
+    import uvicorn
+
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    return running, thread, running.servers[0].sockets[0].getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def hub_server(tiny_model):
+    """`gptoss-hub serve` in-process: `create_app(tiny_model)` under uvicorn on a free loopback port, with an
+    API key. Yields `.url` (ending in /v1) and `.api_key`."""
+    pytest.importorskip("fastapi", reason="the server extra is installed by .ci/run")
+    from gptoss_hub.server import create_app
+
+    api_key = "test-key"
+    running, thread, port = _start_uvicorn(create_app(tiny_model, api_key=api_key))
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/v1", api_key=api_key)
+    running.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def serve_app():
+    """`serve_app(app)` runs an ASGI app under uvicorn on loopback until the test ends; returns its base URL."""
+    started = []
+
+    def serve(app) -> str:
+        running, thread, port = _start_uvicorn(app)
+        started.append((running, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for running, thread in started:
+        running.should_exit = True
+        thread.join(10)

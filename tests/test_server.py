@@ -7,7 +7,6 @@ output use FastAPI's in-process test client.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -19,7 +18,6 @@ from gptoss_hub.tools import tool_from_function
 pytest.importorskip("fastapi", reason="the server extra is installed by .ci/run")
 openai = pytest.importorskip("openai", reason="the dev extra installs the openai SDK")
 
-API_KEY = "test-key"
 _spec = tool_from_function(get_weather)
 WEATHER_TOOL = {
     "type": "function",
@@ -28,36 +26,14 @@ WEATHER_TOOL = {
 TOKYO = [{"role": "user", "content": "What is the weather in Tokyo?"}]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model):
-    """`create_app(tiny_model)` under uvicorn on a free loopback port; yields its base URL."""
-    import uvicorn
-
-    from gptoss_hub.server import create_app
-
-    port = _free_port()
-    config = uvicorn.Config(create_app(tiny_model, api_key=API_KEY), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    running.should_exit = True
-    thread.join(10)
+@pytest.fixture
+def server(hub_server):
+    return hub_server.url
 
 
 @pytest.fixture
-def client(server):
-    return openai.OpenAI(base_url=server, api_key=API_KEY, max_retries=0)
+def client(hub_server):
+    return openai.OpenAI(base_url=hub_server.url, api_key=hub_server.api_key, max_retries=0)
 
 
 def test_models_and_health(client, server):
@@ -261,34 +237,31 @@ class _CountingEcho:
         return Counting()
 
 
-def test_64_streaming_clients_with_8_leaving_early(tmp_path):
+def _long_message(number: int) -> str:
+    # About 160 tokens echoed at 20 ms each: a client that leaves after 3 chunks leaves seconds before
+    # its generation would end, so a generation that ran on would show even on a loaded machine.
+    return f"Message number {number}:" + " la" * 150
+
+
+def test_64_streaming_clients_with_8_leaving_early(serve_app):
     """Every client that stays gets its whole reply; the generations of those that left stop; the server
     stays healthy and its metrics count what happened."""
     import asyncio
 
     import httpx
-    import uvicorn
 
     pytest.importorskip("gptoss_hub_echo", reason="tests/plugins/gptoss_hub_echo is installed by .ci/run")
     from gptoss_hub.conformance import model_for
     from gptoss_hub.server import create_app
 
     counter = _CountingEcho()
-    port = _free_port()
-    running = uvicorn.Server(
-        uvicorn.Config(create_app(model_for(counter.engine())), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    while not running.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    base = serve_app(create_app(model_for(counter.engine())))
 
     async def client(number: int, leave_early: bool) -> str | None:
         body = {
             "model": "tiny-harmony",
             "stream": True,
-            "messages": [{"role": "user", "content": f"Message number {number}."}],
+            "messages": [{"role": "user", "content": _long_message(number)}],
         }
         content, chunks = [], 0
         async with (
@@ -309,26 +282,22 @@ def test_64_streaming_clients_with_8_leaving_early(tmp_path):
     async def everyone() -> list[str | None]:
         return await asyncio.gather(*(client(n, leave_early=n % 8 == 0) for n in range(64)))
 
-    try:
-        started = time.monotonic()
-        replies = asyncio.run(asyncio.wait_for(everyone(), timeout=120))
-        stayed = {n: r for n, r in enumerate(replies) if n % 8}
-        assert len(stayed) == 56 and all(r == f"Message number {n}." for n, r in stayed.items())
-        deadline = time.monotonic() + 10
-        while (counter.active or len(counter.produced) < 64) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert counter.active == 0, "a generation kept running"
-        full = max(counter.produced)
-        stopped_early = [p for p in counter.produced if p < full]
-        assert len(stopped_early) == 8, counter.produced  # the clients that left, and only they
-        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
-        metrics = httpx.get(f"{base}/metrics").text
-        assert 'gptoss_hub_requests_total{route="/v1/chat/completions",status="200"} 64.0' in metrics
-        assert "gptoss_hub_requests_in_progress 1.0" in metrics  # the /metrics request itself
-        assert time.monotonic() - started < 120
-    finally:
-        running.should_exit = True
-        thread.join(10)
+    started = time.monotonic()
+    replies = asyncio.run(asyncio.wait_for(everyone(), timeout=120))
+    stayed = {n: r for n, r in enumerate(replies) if n % 8}
+    assert len(stayed) == 56 and all(r == _long_message(n) for n, r in stayed.items())
+    deadline = time.monotonic() + 10
+    while (counter.active or len(counter.produced) < 64) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counter.active == 0, "a generation kept running"
+    full = max(counter.produced)
+    stopped_early = [p for p in counter.produced if p < full]
+    assert len(stopped_early) == 8, counter.produced  # the clients that left, and only they
+    assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'gptoss_hub_requests_total{route="/v1/chat/completions",status="200"} 64.0' in metrics
+    assert "gptoss_hub_requests_in_progress 1.0" in metrics  # the /metrics request itself
+    assert time.monotonic() - started < 120
 
 
 # --- The Responses API ------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from gptoss_hub.events import (
 )
 from gptoss_hub.reply import FinishReason, Reply, ReplyError, ToolCall
 
-__all__ = ["ReplyParser", "parse"]
+__all__ = ["ReplyParser", "parse", "tool_arguments"]
 
 _FUNCTION_PREFIX = "functions."
 #: Ids from here up are harmony's special and reserved tokens; only they change the parser's state.
@@ -208,17 +208,7 @@ class ReplyParser:
         assert self._open_call is not None
         call_id, name = self._open_call
         raw = "".join(self._open_call_args)
-        arguments: dict[str, Any] | None = None
-        error = None
-        try:
-            parsed = json.loads(raw) if raw.strip() else {}
-        except json.JSONDecodeError as exc:
-            error = f"arguments are not valid JSON ({exc.msg} at character {exc.pos})"
-        else:
-            if isinstance(parsed, dict):
-                arguments = parsed
-            else:
-                error = f"arguments must be a JSON object, got {type(parsed).__name__}"
+        arguments, error = tool_arguments(raw)
         if error:
             self._record("invalid_tool_arguments", f"tool call {name!r}: {error}: {raw!r}")
         call = ToolCall(id=call_id, name=name, arguments=arguments, raw_arguments=raw, error=error)
@@ -269,6 +259,17 @@ class ReplyParser:
         )
         events.append(Done(reply))
         return events
+
+
+def tool_arguments(raw: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A tool call's arguments text as a dict, or `None` and why not (empty text is `{}`)."""
+    try:
+        parsed = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        return None, f"arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+    if not isinstance(parsed, dict):
+        return None, f"arguments must be a JSON object, got {type(parsed).__name__}"
+    return parsed, None
 
 
 def parse(token_ids: Iterable[int], finish_reason: FinishReason | None = None) -> Reply:

@@ -1,0 +1,58 @@
+"""The `openai` backend: a remote OpenAI-compatible server behind the same `Model` API.
+
+`gh.load("http://host:8000/v1")` reaches a vLLM cluster, a `gptoss-hub serve`, a `llama-server` or a hosted
+provider through its Chat Completions API. The server renders and parses harmony; its `reasoning_content`
+(or `reasoning`) becomes `Reply.reasoning`, its tool calls `Reply.tool_calls`, its stream the hub's events,
+its errors the hub's typed errors.
+
+Options (`gh.load(url, **options)`): `api_key` (default `$OPENAI_API_KEY`, else none), `model_name`
+(default: the first model the server lists), `timeout` (seconds, default 600), `max_retries` (default 2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gptoss_hub.engine import Backend
+from gptoss_hub.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from gptoss_hub.hardware import HardwareReport
+
+    from gptoss_hub.engine import Engine
+    from gptoss_hub.plugins import BackendRegistry
+    from gptoss_hub.sources import ModelSpec
+
+__all__ = ["OpenAIBackend"]
+
+
+class OpenAIBackend(Backend):
+    """A remote OpenAI-compatible endpoint (`http(s)://…/v1`)."""
+
+    name: ClassVar[str] = "openai"
+    # The only backend that takes an endpoint, and it takes nothing else: its rank never competes.
+    rank: ClassVar[int] = 0
+    description: ClassVar[str] = "a remote OpenAI-compatible server (vLLM, gptoss-hub serve, llama-server, …)"
+    batching: ClassVar[bool] = True
+
+    def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
+        """Reasons it cannot serve `spec`: not an endpoint, or the openai SDK is missing."""
+        reasons = []
+        if spec.kind != "endpoint":
+            reasons.append("the openai backend reaches http(s)://…/v1 endpoints; this model is not one.")
+        if importlib.util.find_spec("openai") is None:
+            reasons.append("the openai SDK is not installed: pip install 'gptoss-hub[openai]'.")
+        return reasons
+
+    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
+        """Connect to the endpoint (and ask it for its model when none is named)."""
+        from gptoss_hub.backends.openai.engine import OpenAIEngine
+
+        return OpenAIEngine.connect(spec.url or spec.source, **options)
+
+
+@hookimpl
+def gptoss_hub_register_backends(registry: BackendRegistry) -> None:
+    """Register the remote OpenAI-compatible backend."""
+    registry.add(OpenAIBackend)

@@ -1,0 +1,83 @@
+"""The `openai` backend: `gh.load("http://…/v1")` behind the same `Model` API, against our own server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import gptoss_hub as gh
+from gptoss_hub.demo_tools import get_weather
+from gptoss_hub.errors import BackendError, ContextLengthError, InvalidRequestError, ModelNotFoundError
+from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta, ToolCallDone, ToolCallStarted
+
+pytest.importorskip("openai", reason="the openai extra is installed by .ci/run")
+
+TOKYO = [{"role": "user", "content": "What is the weather in Tokyo?"}]
+
+
+@pytest.fixture(scope="module")
+def remote(hub_server):
+    model = gh.load(hub_server.url, api_key=hub_server.api_key)
+    yield model
+    model.close()
+
+
+def test_an_endpoint_plans_the_openai_backend_and_asks_for_its_model(remote, hub_server):
+    assert remote.info.backend == "openai" and remote.info.device == "remote"
+    assert remote.info.details == {"base_url": hub_server.url, "model": "tiny-harmony"}
+    plan = gh.plan(hub_server.url)
+    assert plan.chosen.backend == "openai"
+    assert all(c.reasons for c in plan.candidates if c.backend != "openai")
+
+
+def test_replies_split_like_the_local_model(remote, tiny_model):
+    for messages, tools in (([{"role": "user", "content": "What is 2 + 2?"}], None), (TOKYO, [get_weather])):
+        local, far = tiny_model.chat(messages, tools=tools), remote.chat(messages, tools=tools)
+        assert (far.reasoning, far.content, far.finish_reason) == (local.reasoning, local.content, local.finish_reason)
+        assert [(c.name, c.arguments) for c in far.tool_calls] == [(c.name, c.arguments) for c in local.tool_calls]
+        assert far.usage.prompt_tokens == local.usage.prompt_tokens
+        assert far.usage.completion_tokens == local.usage.completion_tokens
+
+
+def test_the_tool_loop_runs_over_the_endpoint(remote):
+    reply = remote.run(TOKYO, tools=[get_weather])
+    assert reply.finish_reason == "stop" and "Tokyo" in reply.content
+    call = reply.transcript[0]["tool_calls"][0]["function"]
+    assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"location": "Tokyo"}
+
+
+def test_stream_events_match_the_reply(remote):
+    events = list(remote.stream(TOKYO, tools=[get_weather]))
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == done.reply.reasoning
+    assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == done.reply.content
+    started = [e for e in events if isinstance(e, ToolCallStarted)]
+    arguments = "".join(e.text for e in events if isinstance(e, ToolCallArgumentsDelta))
+    (finished,) = [e.tool_call for e in events if isinstance(e, ToolCallDone)]
+    assert [s.name for s in started] == ["get_weather"] and finished.raw_arguments == arguments
+
+
+def test_async_chat_from_two_event_loops(remote):
+    import asyncio
+
+    for _ in range(2):  # each asyncio.run is a new loop; the engine keeps a client per loop
+        reply = asyncio.run(remote.achat([{"role": "user", "content": "Say hello."}]))
+        assert reply.content and reply.finish_reason == "stop"
+
+
+def test_server_errors_become_typed_errors(remote, hub_server, tiny_model):
+    words = " ".join(["weather"] * (tiny_model.capabilities.max_context + 8))
+    with pytest.raises(ContextLengthError):
+        remote.chat([{"role": "user", "content": words}])
+    with pytest.raises(InvalidRequestError, match="temperature"):
+        remote.chat(TOKYO, temperature=-1)
+    with pytest.raises(BackendError, match="401"):
+        gh.load(hub_server.url, api_key="wrong")
+    with pytest.raises(ModelNotFoundError, match="404"):
+        gh.load(hub_server.url, api_key=hub_server.api_key, model_name="gpt-5").chat(TOKYO)
+    with pytest.raises(BackendError, match="Could not reach the server"):
+        gh.load("http://127.0.0.1:9/v1", max_retries=0)
+    with pytest.raises(InvalidRequestError, match="does not take current_date"):
+        remote.chat(TOKYO, current_date="2025-01-01")
