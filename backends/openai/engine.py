@@ -205,7 +205,7 @@ def _request_body(model: str, messages: list[Any], options: dict[str, Any]) -> d
         )
     body: dict[str, Any] = {
         "model": model,
-        "messages": list(messages),
+        "messages": [_outgoing(message) for message in messages],
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -223,6 +223,18 @@ def _request_body(model: str, messages: list[Any], options: dict[str, Any]) -> d
     if extra:
         body["extra_body"] = extra
     return body
+
+
+def _outgoing(message: Any) -> Any:
+    """A message as servers read it: the chain of thought a hub reply keeps under `thinking` is sent as
+    `reasoning` (what vLLM reads) and `reasoning_content` (llama.cpp's and the hub's server's name)."""
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return message
+    thinking = next((message[k] for k in ("thinking", "reasoning_content", "reasoning") if message.get(k)), None)
+    outgoing = {k: v for k, v in message.items() if k != "thinking"}
+    if thinking:
+        outgoing["reasoning"] = outgoing["reasoning_content"] = thinking
+    return outgoing
 
 
 def _call_events(calls: dict[int, dict[str, Any]], call: Any) -> list[Any]:
