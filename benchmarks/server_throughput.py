@@ -1,6 +1,6 @@
 """Our server over vLLM's own OpenAI server: tokens per second for the same concurrent requests.
 
-Starts both on tiny-harmony (fp32): `gptoss-hub serve --backend vllm` and `python -m
+Starts both on tiny-harmony, both in float32 (vLLM's `auto` would pick bfloat16 on a CPU): `gptoss-hub serve --backend vllm` and `python -m
 vllm.entrypoints.openai.api_server` (with its gpt-oss tool-call parser), each in its own process. Then, in
 alternating rounds, sends N Chat Completions requests at once to each (the same greedy requests, a mix
 of plain questions and weather tool calls) and counts the completion tokens each server reports. Both
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     ours_port, theirs_port = _port(), _port()
     logs = Path(tempfile.mkdtemp(prefix="server-throughput-"))
     ours_command = [sys.executable, "-m", "gptoss_hub.cli.main", "serve", "--model", checkpoint, "--backend", "vllm"]
-    ours_command += ["--port", str(ours_port), "--served-model-name", "tiny-harmony"]
+    ours_command += ["--port", str(ours_port), "--served-model-name", "tiny-harmony", "--option", "dtype=float32"]
     theirs_command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", checkpoint]
     theirs_command += ["--served-model-name", "tiny-harmony", "--dtype", "float32", "--port", str(theirs_port)]
     theirs_command += ["--enable-auto-tool-choice", "--tool-call-parser", "openai"]

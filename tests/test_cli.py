@@ -128,3 +128,16 @@ def test_doctor_imports_no_runtime():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_serve_options_are_read_as_json_or_text():
+    from gptoss_hub.cli.serve import backend_options
+    from gptoss_hub.errors import InvalidRequestError
+
+    assert backend_options(["dtype=float32", "tensor_parallel_size=2", "enforce_eager=true"]) == {
+        "dtype": "float32",
+        "tensor_parallel_size": 2,
+        "enforce_eager": True,
+    }
+    with pytest.raises(InvalidRequestError, match="KEY=VALUE"):
+        backend_options(["dtype"])

@@ -1,4 +1,4 @@
-"""`gptoss-hub serve --model M --backend B --host 127.0.0.1 --port 8000 [--api-key KEY]`."""
+"""`gptoss-hub serve --model M --backend B --host 127.0.0.1 --port 8000 [--api-key KEY] [--option K=V ...]`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["add_serve_parser", "run_serve"]
+__all__ = ["add_serve_parser", "backend_options", "run_serve"]
 
 
 def add_serve_parser(subparsers: Any) -> None:
@@ -22,7 +22,33 @@ def add_serve_parser(subparsers: Any) -> None:
         "--api-key", default=os.environ.get("GPTOSS_HUB_API_KEY"), help="require this bearer key ($GPTOSS_HUB_API_KEY)"
     )
     parser.add_argument("--served-model-name", default=None, help="the name clients use (default: the model's)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a backend option for gh.load, e.g. dtype=float32 or tensor_parallel_size=2 (repeatable; "
+        "values are read as JSON when they parse, else as text)",
+    )
     parser.set_defaults(handler=run_serve)
+
+
+def backend_options(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs as keyword arguments: `2` is an int, `true` a bool, `float32` a string."""
+    import json
+
+    from gptoss_hub.errors import InvalidRequestError
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise InvalidRequestError(f"--option takes KEY=VALUE, got {pair!r}.")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 def run_serve(args: argparse.Namespace, console: Console) -> int:
@@ -32,7 +58,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     import gptoss_hub as gh
     from gptoss_hub.server import create_app
 
-    model = gh.load(args.model, backend=args.backend, serving=True)
+    model = gh.load(args.model, backend=args.backend, serving=True, **backend_options(args.option))
     try:
         app = create_app(model, model_name=args.served_model_name, api_key=args.api_key)
         where = f"http://{args.host}:{args.port}/v1"
