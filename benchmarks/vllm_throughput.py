@@ -3,7 +3,8 @@
 Loads tiny-harmony on the vLLM backend (vLLM's CPU build here), then, on that one engine:
 
 - **sequential**: N `Model.chat` calls one after another; **concurrent**: the same N as `Model.achat`
-  calls gathered at once, which vLLM batches. Their ratio is what continuous batching buys.
+  calls gathered at once, which vLLM batches (`--batches` such batches back to back per measurement: one
+  batch of the tiny model takes well under a second, too short to time steadily). Their ratio is what continuous batching buys.
 - **raw vLLM**: the same N prompts (the ids the hub rendered) submitted straight to vLLM's `AsyncLLM`
   with the same sampling, all at once; **hub / raw** compares it with the concurrent hub figure: the
   hub's rendering, bridging between event loops and reply parsing, per token.
@@ -11,7 +12,7 @@ Loads tiny-harmony on the vLLM backend (vLLM's CPU build here), then, on that on
 Rounds alternate so machine load affects every side alike; medians are printed, and **hub / raw** is the
 median of each round's ratio (hub and raw run back to back, in alternating order).
 
-    python benchmarks/vllm_throughput.py [--requests 16] [--rounds 9]
+    python benchmarks/vllm_throughput.py [--requests 16] [--rounds 9] [--batches 5]
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--batches", type=int, default=5, help="batches timed back to back per measurement (a batch is short)"
+    )
     args = parser.parse_args(argv)
 
     import gptoss_hub as gh
@@ -56,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                 )
 
             start = time.perf_counter()
-            tokens = sum(len(r.token_ids) for r in asyncio.run(together()))
+            tokens = sum(len(r.token_ids) for _ in range(args.batches) for r in asyncio.run(together()))
             return tokens / (time.perf_counter() - start)
 
         def raw() -> float:
@@ -81,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                 return len(final.outputs[0].token_ids)
 
             async def everything() -> int:
-                return sum(await asyncio.gather(*(one(n) for n in range(len(prompts)))))
+                total = 0
+                for _ in range(args.batches):
+                    total += sum(await asyncio.gather(*(one(n) for n in range(len(prompts)))))
+                return total
 
             start = time.perf_counter()
             tokens = asyncio.run_coroutine_threadsafe(everything(), engine._loop).result()
