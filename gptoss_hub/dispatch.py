@@ -18,10 +18,12 @@ from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS
 from gptoss_hub.plugins import BackendRegistry, backend_registry, rank_opinions
 from gptoss_hub.sources import ModelSpec, resolve_model
 
-__all__ = ["BACKEND_ENV_VAR", "SERVING_BONUS", "Candidate", "Plan", "Preferences", "plan"]
+__all__ = ["BACKEND_ENV_VAR", "BASE_URL_ENV_VAR", "SERVING_BONUS", "Candidate", "Plan", "Preferences", "plan"]
 
 #: Names the backend when the caller passes none (or "auto").
 BACKEND_ENV_VAR = "GPTOSS_HUB_BACKEND"
+#: The OpenAI SDK's variable for a server's base URL; `backend="openai"` reads it for a model that is not a URL.
+BASE_URL_ENV_VAR = "OPENAI_BASE_URL"
 #: Rank added to batching backends when planning for serving: enough to put them ahead of any
 #: single-request backend, not enough to make a rejected one viable.
 SERVING_BONUS = 1000
@@ -173,7 +175,8 @@ def plan(
     `backend`: "auto", a family ("transformers") or a full name ("transformers/cpu"); when `None` or
     "auto", `$GPTOSS_HUB_BACKEND` applies if set. `serving=True` prefers backends that batch requests.
     `context` is the context length to budget memory for (default 8192 tokens). Plugins may adjust
-    ranks or veto candidates through `gptoss_hub_rank_candidate`.
+    ranks or veto candidates through `gptoss_hub_rank_candidate`. With `backend="openai"` and a model that
+    is not a URL, `$OPENAI_BASE_URL` names the server that serves it.
     """
     if backend in (None, "auto"):
         backend = os.environ.get(BACKEND_ENV_VAR) or "auto"
@@ -181,6 +184,10 @@ def plan(
         raise InvalidRequestError(f"context must be a positive number of tokens, got {context}.")
     preferences = Preferences(backend=backend, serving=serving, context_tokens=context or DEFAULT_CONTEXT_TOKENS)
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
+    remote_url = os.environ.get(BASE_URL_ENV_VAR)
+    if backend == "openai" and spec.kind != "endpoint" and remote_url:
+        # Asked for the remote backend by name, with the server named the way the openai SDK reads it.
+        spec = spec.served_at(remote_url)
     spec = spec.model_copy(update={"context_tokens": preferences.context_tokens})
     report = report or probe()
     registry = registry or backend_registry()

@@ -31,14 +31,21 @@ def load(
     `model`: an alias (`"20b"`, `"120b"`, `"tiny"`), a Hugging Face repo id, a local folder, a `.gguf`
     file or an `http(s)://…/v1` endpoint. `backend`: `"auto"` (or `$GPTOSS_HUB_BACKEND`), a family
     (`"transformers"`) or a full backend name (`"transformers/cpu"`); `serving=True` prefers backends that
-    batch many requests. `gptoss-hub plan MODEL` shows the choice and every rejection, and
+    batch many requests. `base_url="http://host/v1"` (or `backend="openai"` with `$OPENAI_BASE_URL` set)
+    reaches the model on an OpenAI-compatible server instead. `gptoss-hub plan MODEL` shows the choice and every rejection, and
     `Model.info.plan` records it. `device` and `options` are passed to the backend's `load()`; unknown
     options are an error.
     """
     spec = resolve_model(model)
+    base_url = options.pop("base_url", None)
+    if base_url is not None:
+        # A model served elsewhere: only a remote backend can take an endpoint, so dispatch picks one.
+        spec = spec.served_at(base_url)
     report = probe()
     the_plan = plan(spec, report, backend=backend, serving=serving, context=options.get("max_context"))
     chosen = the_plan.require()
+    # The plan's spec: it carries the context budget, and the server when the model is served elsewhere.
+    spec = the_plan.spec
     registry = backend_registry()
     chosen_backend = registry.get(chosen.backend)
     reasons = [f"{chosen.backend}: the highest-ranked backend that can run {spec.name} here"]

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from gptoss_hub.errors import ModelNotFoundError
+from gptoss_hub.errors import InvalidRequestError, ModelNotFoundError
 
 __all__ = ["ALIASES", "REFERENCE_ALIASES", "ModelSpec", "resolve_model"]
 
@@ -46,6 +46,8 @@ class ModelSpec(BaseModel):
     repo_id: str | None = None
     revision: str | None = None
     url: str | None = None
+    #: For an endpoint: the model name to ask the server for (`None`: the first one it lists).
+    served_model: str | None = None
     #: The context length the caller plans to use (prompt plus completion); memory checks budget for it.
     context_tokens: int | None = None
 
@@ -56,6 +58,26 @@ class ModelSpec(BaseModel):
             return "tiny"
         match = re.search(r"gpt-oss-(20b|120b)", self.name, re.IGNORECASE)
         return match.group(1).lower() if match else None
+
+    def served_at(self, base_url: str) -> ModelSpec:
+        """This model as served by the OpenAI-compatible server at `base_url` (an `http(s)://…/v1` URL).
+
+        The server is asked for the model by its repo id (or reference name), as vLLM and hosted providers
+        name gpt-oss (`openai/gpt-oss-20b`).
+        """
+        url = base_url.strip()
+        if not url.startswith(("http://", "https://")):
+            raise InvalidRequestError(f"base_url must be an http(s)://…/v1 URL, got {base_url!r}.")
+        if self.kind == "endpoint":
+            return self.model_copy(update={"url": url.rstrip("/")})
+        return ModelSpec(
+            source=self.source,
+            kind="endpoint",
+            name=self.name,
+            url=url.rstrip("/"),
+            served_model=self.repo_id or self.name,
+            context_tokens=self.context_tokens,
+        )
 
     def local_dir(self, allow_patterns: list[str] | None = None, ignore_patterns: list[str] | None = None) -> Path:
         """The folder holding the checkpoint, downloading or building it first if needed.

@@ -8,7 +8,13 @@ import pytest
 
 import gptoss_hub as gh
 from gptoss_hub.demo_tools import get_weather
-from gptoss_hub.errors import BackendError, ContextLengthError, InvalidRequestError, ModelNotFoundError
+from gptoss_hub.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ContextLengthError,
+    InvalidRequestError,
+    ModelNotFoundError,
+)
 from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta, ToolCallDone, ToolCallStarted
 
 pytest.importorskip("openai", reason="the openai extra is installed by .ci/run")
@@ -81,3 +87,32 @@ def test_server_errors_become_typed_errors(remote, hub_server, tiny_model):
         gh.load("http://127.0.0.1:9/v1", max_retries=0)
     with pytest.raises(InvalidRequestError, match="does not take current_date"):
         remote.chat(TOKYO, current_date="2025-01-01")
+
+
+def test_a_named_model_reaches_the_server_given_by_base_url_or_the_environment(hub_server, monkeypatch):
+    # The server is asked for the model by name (the tiny one is served as "tiny-harmony"), not for its first.
+    by_argument = gh.load("tiny", base_url=hub_server.url, api_key=hub_server.api_key)
+    assert by_argument.info.backend == "openai"
+    assert by_argument.info.details == {"base_url": hub_server.url, "model": "tiny-harmony"}
+    assert by_argument.chat(TOKYO, tools=[get_weather]).tool_calls[0].arguments == {"location": "Tokyo"}
+    by_argument.close()
+
+    monkeypatch.setenv("OPENAI_BASE_URL", hub_server.url + "/")
+    monkeypatch.setenv("OPENAI_API_KEY", hub_server.api_key)
+    # Without backend="openai" the variable changes nothing: a local model stays local.
+    assert gh.plan("tiny").chosen.backend != "openai"
+    by_environment = gh.load("tiny", backend="openai")
+    assert by_environment.info.details["base_url"] == hub_server.url
+    assert by_environment.chat([{"role": "user", "content": "Say hello."}]).content
+    by_environment.close()
+    # A repo id is asked for as such; this server does not serve it.
+    with pytest.raises(ModelNotFoundError, match="404"):
+        gh.load("20b", backend="openai").chat(TOKYO)
+
+
+def test_the_openai_backend_without_a_server_says_how_to_name_one(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(BackendUnavailableError, match="OPENAI_BASE_URL"):
+        gh.load("20b", backend="openai")
+    with pytest.raises(InvalidRequestError, match="base_url must be an http"):
+        gh.load("20b", base_url="localhost:8000/v1")

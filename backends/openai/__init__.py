@@ -1,12 +1,14 @@
 """The `openai` backend: a remote OpenAI-compatible server behind the same `Model` API.
 
-`gh.load("http://host:8000/v1")` reaches a vLLM cluster, a `gptoss-hub serve`, a `llama-server` or a hosted
+`gh.load("http://host:8000/v1")` (or `gh.load("20b", base_url=...)`, or `gh.load("20b", backend="openai")` with
+`$OPENAI_BASE_URL` set) reaches a vLLM cluster, a `gptoss-hub serve`, a `llama-server` or a hosted
 provider through its Chat Completions API. The server renders and parses harmony; its `reasoning_content`
 (or `reasoning`) becomes `Reply.reasoning`, its tool calls `Reply.tool_calls`, its stream the hub's events,
 its errors the hub's typed errors.
 
 Options (`gh.load(url, **options)`): `api_key` (default `$OPENAI_API_KEY`, else none), `model_name`
-(default: the first model the server lists), `timeout` (seconds, default 600), `max_retries` (default 2).
+(default: the repo id when a model was named, e.g. `openai/gpt-oss-20b`; for a bare URL, the first model the
+server lists), `timeout` (seconds, default 600), `max_retries` (default 2).
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ class OpenAIBackend(Backend):
         """Reasons it cannot serve `spec`: not an endpoint, or the openai SDK is missing."""
         reasons = []
         if spec.kind != "endpoint":
-            reasons.append("the openai backend reaches http(s)://…/v1 endpoints; this model is not one.")
+            reasons.append(
+                "the openai backend reaches OpenAI-compatible servers; pass the http(s)://…/v1 URL as the model, "
+                "or base_url='http(s)://…/v1', or set OPENAI_BASE_URL."
+            )
         if importlib.util.find_spec("openai") is None:
             reasons.append("the openai SDK is not installed: pip install 'gptoss-hub[openai]'.")
         return reasons
@@ -49,6 +54,8 @@ class OpenAIBackend(Backend):
         """Connect to the endpoint (and ask it for its model when none is named)."""
         from gptoss_hub.backends.openai.engine import OpenAIEngine
 
+        if spec.served_model is not None:
+            options.setdefault("model_name", spec.served_model)
         return OpenAIEngine.connect(spec.url or spec.source, **options)
 
 
