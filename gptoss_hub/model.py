@@ -18,7 +18,8 @@ from gptoss_hub.events import Done, StreamEvent
 from gptoss_hub.harmony import ReplyParser, render, stop_token_ids
 from gptoss_hub.reply import Reply, Timings, Usage
 from gptoss_hub.sources import ModelSpec
-from gptoss_hub.tools import Toolbox
+from gptoss_hub.tool_choice import ToolChoice, stop_after_call_ids
+from gptoss_hub.tools import Toolbox, normalize_tools
 
 __all__ = ["Model", "ModelInfo"]
 
@@ -76,14 +77,24 @@ def _message_list(messages: Sequence[Any]) -> list[Any]:
 
 
 class _Turn:
-    """One assistant turn in flight: feeds engine chunks to the parser and adds usage and timings."""
+    """One assistant turn in flight: feeds engine chunks to the parser and adds usage and timings.
 
-    def __init__(self, prompt_tokens: int):
+    Under a `tool_choice` that forces a call, `feed` reports when the model starts a message the choice
+    does not allow (`steer_needed`); `steer()` then drops that message and builds the request that
+    continues with the wanted call's header (see `gptoss_hub.tool_choice`).
+    """
+
+    def __init__(self, request: GenerationRequest, choice: ToolChoice, call_schema: dict[str, Any] | None = None):
         self.parser = ReplyParser()
-        self.prompt_tokens = prompt_tokens
+        self.request = request
+        self.choice = choice
+        #: The forced tool's parameters schema, on engines that constrain output to a JSON schema.
+        self.call_schema = call_schema
+        self.prompt_tokens = len(request.prompt_ids)
         self.started = time.perf_counter()
         self.first_token_at: float | None = None
         self.finish_reason: str | None = None
+        self.steer_needed = False
 
     def feed(self, chunk: GenerationChunk) -> list[StreamEvent]:
         if chunk.token_ids and self.first_token_at is None:
@@ -91,9 +102,43 @@ class _Turn:
         if chunk.finish_reason:
             self.finish_reason = chunk.finish_reason
         events: list[StreamEvent] = []
+        forcing = self.choice.forces_a_call
         for token_id in chunk.token_ids:
-            events.extend(self.parser.feed(token_id))
+            produced = self.parser.feed(token_id)
+            if forcing and (header := self.parser.message_header()) and not self.choice.accepts(*header):
+                # The events of the refused header (a wrong call's start) never reach the caller.
+                self.steer_needed = True
+                return events
+            events.extend(produced)
         return events
+
+    def steer(self) -> tuple[list[StreamEvent], GenerationRequest | None]:
+        """Drop the refused message and write the wanted call's header; returns its events and the
+        request that continues from there (`None` when `max_tokens` leaves no room)."""
+        kept = self.parser.token_ids[: self.parser.message_start]
+        header = self.choice.header_ids(new_message=bool(kept))
+        self.parser = ReplyParser()
+        for token_id in kept:
+            self.parser.feed(token_id)  # already streamed: replayed to rebuild the parser only
+        self.steer_needed, self.finish_reason = False, None
+        budget = self.request.max_tokens
+        if budget is not None and budget - len(kept) - len(header) < 1:
+            # No room for the call's header and one token of arguments: the turn ends where it was cut.
+            self.finish_reason = "length"
+            return [], None
+        events = [event for token_id in header for event in self.parser.feed(token_id)]
+        follow_up = self.request.model_copy(
+            update={
+                "prompt_ids": [*self.request.prompt_ids, *kept, *header],
+                "max_tokens": None if budget is None else budget - len(kept) - len(header),
+                # The arguments follow the tool's schema where the engine can enforce one (a response_format
+                # shapes the final answer, never a tool's arguments).
+                "json_schema": self.call_schema,
+                # The steered message is the call: whichever terminator the model writes, the turn ends there.
+                "stop_token_ids": [*self.request.stop_token_ids, *stop_after_call_ids()],
+            }
+        )
+        return events, follow_up
 
     def finish(self) -> list[StreamEvent]:
         events = self.parser.finish(self.finish_reason)  # type: ignore[arg-type]
@@ -163,9 +208,18 @@ class Model:
         min_p: float = 0.0,
         seed: int | None = None,
         response_format: dict[str, Any] | None = None,
+        tool_choice: Any = None,
         **render_options: Any,
-    ) -> GenerationRequest:
+    ) -> tuple[GenerationRequest, ToolChoice, dict[str, Any] | None]:
         messages = _message_list(messages)
+        tools = normalize_tools(render_options.get("tools") or ())
+        choice = ToolChoice.parse(tool_choice, [spec.name for spec in tools])
+        call_schema = None
+        if choice.mode == "function" and self.capabilities.json_schema:
+            call_schema = next(spec.parameters for spec in tools if spec.name == choice.name) or None
+        if choice.mode == "none":
+            # Harmony has no "tools offered but not callable": a model that sees no tools calls none.
+            render_options = {**render_options, "tools": None}
         schema = _json_schema_of(response_format)
         if schema is not None and not self.capabilities.json_schema:
             raise InvalidRequestError(
@@ -174,7 +228,7 @@ class Model:
             )
         prompt = self.prompt_ids(messages, **render_options)
         try:
-            return GenerationRequest(
+            request = GenerationRequest(
                 prompt_ids=prompt,
                 max_tokens=max_tokens,
                 temperature=self.default_temperature if temperature is None else temperature,
@@ -188,6 +242,7 @@ class Model:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise InvalidRequestError(f"Invalid generation settings: {problems}.") from exc
+        return request, choice, call_schema
 
     def _remote_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """`options` for a message engine, with this model's default temperature filled in."""
@@ -205,10 +260,24 @@ class Model:
         if isinstance(self._engine, MessageEngine):  # a remote server renders and parses harmony itself
             yield from self._engine.stream_messages(_message_list(messages), self._remote_options(options))
             return
-        request = self._request(messages, **options)
-        turn = _Turn(len(request.prompt_ids))
-        for chunk in self._engine.generate(request):
-            yield from turn.feed(chunk)
+        request, choice, call_schema = self._request(messages, **options)
+        turn = _Turn(request, choice, call_schema)
+        while request is not None:
+            generation = self._engine.generate(request)
+            try:
+                for chunk in generation:
+                    yield from turn.feed(chunk)
+                    if turn.steer_needed:
+                        break
+            finally:
+                # Stops the engine's work on a refused message (and frees the engine for the next request).
+                close = getattr(generation, "close", None)
+                if close is not None:
+                    close()
+            request = None
+            if turn.steer_needed:
+                events, request = turn.steer()
+                yield from events
         yield from turn.finish()
 
     def chat(self, messages: Sequence[Any], **options: Any) -> Reply:
@@ -216,7 +285,9 @@ class Model:
 
         Options: `tools`, `builtin_tools`, `reasoning_effort` ("low" | "medium" | "high"), `instructions`,
         `model_identity`, `knowledge_cutoff`, `current_date` (default today; `None` omits it),
-        `max_tokens`, `temperature` (0 is greedy; default `default_temperature`), `top_p`, `top_k`, `min_p`, `seed`, `response_format`.
+        `max_tokens`, `temperature` (0 is greedy; default `default_temperature`), `top_p`, `top_k`, `min_p`, `seed`, `response_format`,
+        `tool_choice` ("auto"; "none" hides the tools; "required" or `{"type": "function", "function": {"name": N}}`
+        make the reply end in a call, see `gptoss_hub.tool_choice`).
         """
         done = None
         for event in self.stream(messages, **options):
@@ -230,11 +301,25 @@ class Model:
             async for event in self._engine.astream_messages(_message_list(messages), self._remote_options(options)):
                 yield event
             return
-        request = self._request(messages, **options)
-        turn = _Turn(len(request.prompt_ids))
-        async for chunk in self._engine.agenerate(request):
-            for event in turn.feed(chunk):
-                yield event
+        request, choice, call_schema = self._request(messages, **options)
+        turn = _Turn(request, choice, call_schema)
+        while request is not None:
+            generation = self._engine.agenerate(request)
+            try:
+                async for chunk in generation:
+                    for event in turn.feed(chunk):
+                        yield event
+                    if turn.steer_needed:
+                        break
+            finally:
+                aclose = getattr(generation, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            request = None
+            if turn.steer_needed:
+                events, request = turn.steer()
+                for event in events:
+                    yield event
         for event in turn.finish():
             yield event
 
@@ -260,7 +345,8 @@ class Model:
         Stops at the first reply without tool calls, or after `max_turns` model turns (that reply is
         returned, with `finish_reason="tool_calls"`). A tool that raises, or an unknown tool name, is
         answered with an error result so the model can recover. `on_tool_result(name, arguments, result)`
-        is called after each tool runs. `reply.transcript` holds every message the loop added.
+        is called after each tool runs. `reply.transcript` holds every message the loop added. A
+        `tool_choice` applies to the first turn only (then "auto"), so a forced call cannot loop forever.
         """
         if max_turns < 1:
             raise InvalidRequestError(f"max_turns must be at least 1, got {max_turns}.")
@@ -268,6 +354,7 @@ class Model:
         transcript: list[dict[str, Any]] = []
         for _ in range(max_turns):
             reply = self.chat([*messages, *transcript], tools=toolbox.specs, **options)
+            options.pop("tool_choice", None)
             transcript.append(reply.message)
             if not reply.tool_calls:
                 break

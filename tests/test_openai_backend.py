@@ -116,3 +116,17 @@ def test_the_openai_backend_without_a_server_says_how_to_name_one(monkeypatch):
         gh.load("20b", backend="openai")
     with pytest.raises(InvalidRequestError, match="base_url must be an http"):
         gh.load("20b", base_url="localhost:8000/v1")
+
+
+def test_tool_choice_travels_to_the_server(remote, tiny_model):
+    messages = [{"role": "user", "content": "What is 2 + 2?"}]
+    forced = {"type": "function", "name": "get_weather"}  # the Responses shape is sent in the Chat Completions one
+    # Greedy on both sides: an endpoint's default temperature is 1, and the tiny model was never taught these
+    # arguments, so sampling them would differ.
+    local = tiny_model.chat(messages, tools=[get_weather], tool_choice=forced, temperature=0)
+    far = remote.chat(messages, tools=[get_weather], tool_choice=forced, temperature=0)
+    assert far.usage.prompt_tokens == local.usage.prompt_tokens
+    assert [(c.name, c.raw_arguments) for c in far.tool_calls] == [(c.name, c.raw_arguments) for c in local.tool_calls]
+    assert far.finish_reason == "tool_calls" and far.reasoning == local.reasoning
+    with pytest.raises(InvalidRequestError, match="not among the tools offered"):
+        remote.chat(messages, tools=[get_weather], tool_choice={"type": "function", "name": "get_time"})

@@ -115,10 +115,16 @@ def test_errors_come_in_openai_shape(client, server):
         client.chat.completions.create(model="gpt-5", messages=TOKYO)
     with pytest.raises(openai.BadRequestError, match="temperature"):
         client.chat.completions.create(model="tiny-harmony", messages=TOKYO, temperature=-1)
-    with pytest.raises(openai.BadRequestError, match="tool_choice"):
+    with pytest.raises(openai.BadRequestError, match="not among the tools offered") as raised:
         client.chat.completions.create(
-            model="tiny-harmony", messages=TOKYO, tools=[WEATHER_TOOL], tool_choice="required"
+            model="tiny-harmony",
+            messages=TOKYO,
+            tools=[WEATHER_TOOL],
+            tool_choice={"type": "function", "function": {"name": "get_time"}},
         )
+    assert raised.value.body["param"] == "tool_choice"
+    with pytest.raises(openai.BadRequestError, match="needs tools"):
+        client.chat.completions.create(model="tiny-harmony", messages=TOKYO, tool_choice="required")
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model="tiny-harmony", messages=[{"role": "robot", "content": "hi"}])
     assert raised.value.body["message"].startswith("messages[0]: role must be one of")
@@ -404,3 +410,42 @@ def test_serve_stopped_by_sigterm_leaves_no_engine_process():
     finally:
         if server.poll() is None:
             server.kill()
+
+
+ARITHMETIC = "What is 2 + 2?"
+
+
+def test_forced_tool_choice_turns_an_answer_into_the_call(client, tiny_model):
+    """The model would answer; `tool_choice` makes the reply the call, streamed or not, in both APIs."""
+    expected = tiny_model.chat([{"role": "user", "content": ARITHMETIC}], tools=[get_weather], tool_choice="required")
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    messages = [{"role": "user", "content": ARITHMETIC}]
+    whole = client.chat.completions.create(
+        model="tiny-harmony", messages=messages, tools=[WEATHER_TOOL], tool_choice=forced
+    )
+    choice = whole.choices[0]
+    assert choice.finish_reason == "tool_calls" and not choice.message.content
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather" and call.function.arguments == expected.tool_calls[0].raw_arguments
+    assert whole.usage.completion_tokens == len(expected.token_ids)
+
+    stream = client.chat.completions.create(
+        model="tiny-harmony", messages=messages, tools=[WEATHER_TOOL], tool_choice="required", stream=True
+    )
+    names, content, finish = [], [], None
+    for chunk in stream:
+        for streamed in chunk.choices:
+            content.append(streamed.delta.content or "")
+            names.extend(c.function.name for c in streamed.delta.tool_calls or () if c.function and c.function.name)
+            finish = streamed.finish_reason or finish
+    assert names == ["get_weather"] and not "".join(content) and finish == "tool_calls"
+
+    response = client.responses.create(
+        model="tiny-harmony",
+        input=ARITHMETIC,
+        tools=[RESPONSES_TOOL],
+        tool_choice={"type": "function", "name": "get_weather"},
+    )
+    assert [item.type for item in response.output] == ["reasoning", "function_call"]
+    assert response.output[1].name == "get_weather"
+    assert response.tool_choice.name == "get_weather"

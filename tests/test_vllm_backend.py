@@ -91,6 +91,22 @@ def test_tool_call_then_final_answer(vllm_model):
     assert reply.finish_reason == "stop" and str(weather["temperature_c"]) in reply.content
 
 
+def test_forced_tool_choice_aborts_the_answer_and_follows_the_schema(vllm_model):
+    """The refused final answer's request is closed mid-generation (sync and async), and the steered
+    arguments follow the tool's schema through vLLM's structured output."""
+    messages = [{"role": "user", "content": "What is 2 + 2?"}]
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    reply = vllm_model.chat(messages, tools=[get_weather], tool_choice=forced)
+    again = asyncio.run(vllm_model.achat(messages, tools=[get_weather], tool_choice=forced))
+    for steered in (reply, again):
+        (call,) = steered.tool_calls
+        assert call.name == "get_weather" and steered.error is None and isinstance(call.arguments["location"], str)
+        assert steered.finish_reason == "tool_calls" and not steered.content
+    assert again.token_ids == reply.token_ids
+    assert vllm_model.info.status == "ready"
+    assert vllm_model.chat(messages).content  # the engine serves on after the aborted requests
+
+
 def test_sixteen_concurrent_chats_equal_sixteen_sequential(vllm_model):
     questions = ["What is 2 + 2?", "Say hello.", "What color is the sky?", "What is the weather in Paris?"] * 4
     conversations = [[{"role": "user", "content": q}] for q in questions]

@@ -16,6 +16,7 @@ from gptoss_hub.errors import BackendError, ContextLengthError, InvalidRequestEr
 from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta, ToolCallDone, ToolCallStarted
 from gptoss_hub.harmony.parse import tool_arguments
 from gptoss_hub.reply import Reply, ReplyError, Timings, ToolCall, Usage
+from gptoss_hub.tool_choice import ToolChoice
 from gptoss_hub.tools import normalize_tools
 
 __all__ = ["OpenAIEngine", "OpenAIOptions"]
@@ -198,7 +199,7 @@ def _first_model(base_url: str, parsed: OpenAIOptions) -> str:
 
 
 def _request_body(model: str, messages: list[Any], options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - {*_SAMPLING, *_EXTRA_SAMPLING, "tools", "instructions"}
+    unknown = set(options) - {*_SAMPLING, *_EXTRA_SAMPLING, "tools", "tool_choice", "instructions"}
     if unknown:
         raise InvalidRequestError(
             f"A remote endpoint does not take {', '.join(sorted(unknown))}; it renders the prompt itself."
@@ -211,11 +212,17 @@ def _request_body(model: str, messages: list[Any], options: dict[str, Any]) -> d
     }
     if options.get("instructions"):
         body["messages"] = [{"role": "developer", "content": options["instructions"]}, *body["messages"]]
-    if options.get("tools"):
+    specs = normalize_tools(options.get("tools") or ())
+    if specs:
         body["tools"] = [
             {"type": "function", "function": {"name": s.name, "description": s.description, "parameters": s.parameters}}
-            for s in normalize_tools(options["tools"])
+            for s in specs
         ]
+    if options.get("tool_choice") is not None:
+        # Checked here so a bad choice fails before the request; sent in the Chat Completions shape.
+        choice = ToolChoice.parse(options["tool_choice"], [s.name for s in specs])
+        named = {"type": "function", "function": {"name": choice.name}}
+        body["tool_choice"] = named if choice.mode == "function" else choice.mode
     for name in _SAMPLING:
         if options.get(name) is not None:
             body[name] = options[name]

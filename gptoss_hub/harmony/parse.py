@@ -98,6 +98,9 @@ class ReplyParser:
         self._state = self._parser.state.name
         self._channel: str | None = None
         self._header_tokens = 0  # header tokens since the last special token
+        #: Index in `token_ids` where the message being read began: its `<|start|>`, or 0 for the first
+        #: message, whose `<|start|>assistant` ends the prompt.
+        self.message_start = 0
         self.error: ReplyError | None = None
 
     # -- errors -------------------------------------------------------------------------------------
@@ -124,6 +127,8 @@ class ReplyParser:
         self.token_ids.append(token_id)
         events: list[StreamEvent] = []
         ids = self._ids
+        if token_id == ids["start"]:
+            self.message_start = len(self.token_ids) - 1
         if self._resyncing:
             if token_id != ids["start"]:
                 return events
@@ -169,6 +174,12 @@ class ReplyParser:
             self._open_tool_call(events)
         self._route_delta(events)
         return events
+
+    def message_header(self) -> tuple[str | None, str | None] | None:
+        """`(channel, recipient)` of the message being read once its header is complete, else `None`."""
+        if self._resyncing or self._state != "CONTENT":
+            return None
+        return self._channel, self._parser.current_recipient
 
     def _restart(self) -> None:
         """A fresh harmony parser that expects `<|start|>` (after damage, or a repeated role header).

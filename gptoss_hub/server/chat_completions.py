@@ -25,6 +25,7 @@ from gptoss_hub.events import (
 )
 from gptoss_hub.reply import Reply
 from gptoss_hub.server.errors import APIError
+from gptoss_hub.server.options import checked_tool_choice
 
 __all__ = ["ChatCompletionRequest", "chat_completion", "chat_completion_chunks", "model_options"]
 
@@ -70,18 +71,11 @@ def model_options(request: ChatCompletionRequest) -> dict[str, Any]:
             None,
             "stop",
         )
-    tools = request.tools
-    if request.tool_choice not in (None, "auto", "none"):
-        raise APIError(
-            400,
-            "tool_choice may be 'auto' or 'none' here; forcing a particular tool is not supported.",
-            "invalid_request_error",
-            None,
-            "tool_choice",
-        )
-    if request.tool_choice == "none":
-        tools = None  # the model is not told about tools it may not call
-    options: dict[str, Any] = {"tools": tools, "response_format": request.response_format}
+    options: dict[str, Any] = {
+        "tools": request.tools,
+        "tool_choice": checked_tool_choice(request.tool_choice, request.tools),
+        "response_format": request.response_format,
+    }
     if request.reasoning_effort:
         options["reasoning_effort"] = request.reasoning_effort
     max_tokens = request.max_completion_tokens or request.max_tokens

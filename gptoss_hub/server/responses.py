@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, StreamEvent, ToolCallArgumentsDelta, ToolCallStarted
 from gptoss_hub.reply import Reply
 from gptoss_hub.server.errors import APIError
+from gptoss_hub.server.options import checked_tool_choice
 
 __all__ = [
     "ResponseStore",
@@ -140,10 +141,8 @@ def input_messages(request: ResponsesRequest) -> list[dict[str, Any]]:
 
 def model_options(request: ResponsesRequest) -> dict[str, Any]:
     """The `Model.chat` keyword arguments a Responses request stands for."""
-    if request.tool_choice not in (None, "auto", "none"):
-        raise APIError(400, "tool_choice may be 'auto' or 'none' here.", "invalid_request_error", None, "tool_choice")
     tools = None
-    if request.tools and request.tool_choice != "none":
+    if request.tools:
         tools = []
         for tool in request.tools:
             if tool.get("type") != "function":
@@ -151,7 +150,7 @@ def model_options(request: ResponsesRequest) -> dict[str, Any]:
                     400, f"Only function tools are supported, got {tool.get('type')!r}.", "invalid_request_error"
                 )
             tools.append({key: value for key, value in tool.items() if key != "strict"})
-    options: dict[str, Any] = {"tools": tools}
+    options: dict[str, Any] = {"tools": tools, "tool_choice": checked_tool_choice(request.tool_choice, tools)}
     if request.instructions:
         options["instructions"] = request.instructions
     if request.reasoning is not None and request.reasoning.effort:
