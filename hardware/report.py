@@ -103,6 +103,11 @@ class RuntimeBuild(_Frozen):
     cuda_version: str | None = None
     #: The HIP/ROCm version the build targets, when it is a ROCm build.
     hip_version: str | None = None
+    #: Hub repositories of code this runtime fetches that are already in the local cache, so they load
+    #: without the network (the `kernels` package: "kernels-community/vllm-flash-attn3", …).
+    cached_repos: tuple[str, ...] = ()
+    #: Hub downloads are switched off (`HF_HUB_OFFLINE`): only `cached_repos` can be loaded.
+    offline: bool = False
 
 
 class HardwareCapabilities(_Frozen):

@@ -2,7 +2,9 @@
 
 Nothing is imported: importing torch costs seconds and may create a CUDA context. The build comes from the
 version's local part (`2.8.0+cu128`), else from `torch/version.py` read as text, else from the shared
-libraries a package installed (llama.cpp's `libggml-cuda.so`, `libggml-metal.dylib`).
+libraries a package installed (llama.cpp's `libggml-cuda.so`, `libggml-metal.dylib`). For the `kernels`
+package, which fetches compiled kernels from the Hugging Face Hub, the build also records which kernel
+repositories its cache already holds and whether the Hub is switched off (`HF_HUB_OFFLINE`).
 """
 
 from __future__ import annotations
@@ -115,9 +117,55 @@ def _vllm_devices(distribution: InstalledDistribution) -> tuple[str, ...]:
     return ()
 
 
+#: Values of `HF_HUB_OFFLINE` that switch the Hub off (huggingface_hub's own list).
+_TRUE = {"1", "on", "yes", "true"}
+#: The organisation the Hub kernels transformers uses live under; other repos in a shared cache are models.
+_KERNEL_ORG = "kernels-community"
+
+
+def _kernel_cache_dir(env: Mapping[str, str]) -> str | None:
+    """Where the `kernels` package keeps what it fetched: its own variable, else huggingface_hub's cache."""
+    for name in ("HF_KERNELS_CACHE", "KERNELS_CACHE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(name):
+            return env[name]
+    if env.get("HF_HOME"):
+        return f"{env['HF_HOME']}/hub"
+    base = env.get("XDG_CACHE_HOME") or (f"{env['HOME']}/.cache" if env.get("HOME") else None)
+    return f"{base}/huggingface/hub" if base else None
+
+
+def _cached_kernel_repos(host: Host) -> tuple[str, ...]:
+    """Kernel repositories with at least one downloaded snapshot in the cache (`models--ORG--NAME/snapshots/…`)."""
+    cache = _kernel_cache_dir(host.env)
+    if cache is None:
+        return ()
+    try:
+        names = host.list_dir(cache)
+    except OSError:
+        return ()
+    repos = []
+    for name in sorted(names):
+        if not name.startswith(f"models--{_KERNEL_ORG}--"):
+            continue
+        try:
+            snapshots = host.list_dir(f"{cache}/{name}/snapshots")
+        except OSError:
+            continue
+        if snapshots:
+            repos.append(name.removeprefix("models--").replace("--", "/", 1))
+    return tuple(repos)
+
+
 def _build(runtime: str, distribution: InstalledDistribution, host: Host) -> RuntimeBuild:
     if runtime == "torch":
         return _torch_build(distribution, host)
+    if runtime == "kernels":
+        return RuntimeBuild(
+            distribution=distribution.name,
+            version=distribution.version,
+            cached_repos=_cached_kernel_repos(host),
+            offline=host.env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
+        )
     devices: tuple[str, ...] = ()
     if runtime == "llama_cpp":
         devices = _llama_cpp_devices(distribution)

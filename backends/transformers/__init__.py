@@ -1,20 +1,35 @@
 """The transformers backend: gpt-oss through Hugging Face transformers.
 
-Variants, by dispatch rank (DESIGN.md section 6). In this release only `transformers/cpu` loads; the
-GPU variants are registered so `gptoss-hub plan` shows them and says why they cannot run yet.
+Variants, by dispatch rank (DESIGN.md section 6):
 
-| variant | weights | attention | where |
-|---|---|---|---|
-| `transformers/mxfp4+fa3` | MXFP4 | Flash-Attention-3 with sinks | Hopper |
-| `transformers/mxfp4` | MXFP4 | eager/sdpa | Blackwell, Hopper |
-| `transformers/megablocks-bf16` | bf16 + MegaBlocks MoE | sdpa | other CUDA, ROCm |
-| `transformers/bf16` | bf16 | sdpa | any CUDA/ROCm GPU |
-| `transformers/cpu` | fp32/bf16 (MXFP4 dequantized) | eager | CPU |
+| variant | weights | attention | MoE | where |
+|---|---|---|---|---|
+| `transformers/mxfp4+fa3` | MXFP4 (triton kernels) | Flash-Attention-3 with sinks (`kernels-community/vllm-flash-attn3`) | MXFP4 | Hopper |
+| `transformers/mxfp4` | MXFP4 (triton kernels) | eager | MXFP4 | Hopper, Blackwell |
+| `transformers/megablocks-bf16` | bf16 | eager | MegaBlocks (`use_kernels=True`) | CUDA, ROCm |
+| `transformers/bf16` | bf16 | eager | plain | CUDA, ROCm |
+| `transformers/cpu` | fp32/bf16 (MXFP4 dequantized) | eager | plain | CPU |
+
+Each GPU variant's `check()` names what is missing (GPU family, torch build, triton >= 3.4, triton_kernels,
+the `kernels` package, a Hub kernel that cannot be fetched offline, memory for the weights it really holds);
+its `load()` passes `from_pretrained` exactly the arguments in `pretrained_kwargs` and never falls back
+silently: MXFP4 that transformers would dequantize is an error unless `fallback=True` (see `gpu_loading`).
+
+Tensor parallel over several GPUs, one process per GPU, launched with torchrun::
+
+    # chat_120b.py: model = gh.load("120b", backend="transformers/mxfp4+fa3", tp_plan="auto")
+    torchrun --nproc-per-node 2 chat_120b.py
+    torchrun --nproc-per-node 2 -m my_package.chat      # the same for a module
+
+Without torchrun, `tp_plan="auto"` is an `InvalidRequestError` that shows this command.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from gptoss_hub.backends.transformers.requirements import common_reasons, gpu_reasons
+from gptoss_hub.backends.transformers.variants import GPU_VARIANTS, GpuVariant
 
 from gptoss_hub.engine import Backend
 from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, GIB, SHAPES, required_bytes
@@ -27,20 +42,7 @@ if TYPE_CHECKING:
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
-__all__ = ["TransformersCpuBackend", "TransformersGpuBackend"]
-
-_INSTALL = "Install the transformers extra: pip install 'gptoss-hub[transformers]'."
-
-
-def _common_reasons(report: HardwareReport, spec: ModelSpec) -> list[str]:
-    reasons = []
-    missing = [name for name in ("torch", "transformers") if name not in report.runtimes]
-    if missing:
-        reasons.append(f"{' and '.join(missing)} not installed. {_INSTALL}")
-    if spec.kind not in ("reference", "local_dir", "hf_repo"):
-        what = {"gguf_file": "a GGUF file", "endpoint": "a remote endpoint"}.get(spec.kind, spec.kind)
-        reasons.append(f"transformers loads Hugging Face checkpoints (a folder or repo id), not {what}.")
-    return reasons
+__all__ = ["GPU_BACKENDS", "TransformersCpuBackend", "TransformersGpuBackend"]
 
 
 class TransformersCpuBackend(Backend):
@@ -52,7 +54,7 @@ class TransformersCpuBackend(Backend):
 
     def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
         """Reasons transformers cannot run `spec` on this CPU: missing packages, wrong format, too little RAM."""
-        reasons = _common_reasons(report, spec)
+        reasons = common_reasons(report, spec)
         available = report.cpu.ram_usable_bytes
         if spec.size in SHAPES and available:
             needed = required_bytes(spec.size, "bf16", spec.context_tokens or DEFAULT_CONTEXT_TOKENS)
@@ -72,44 +74,38 @@ class TransformersCpuBackend(Backend):
 
 
 class TransformersGpuBackend(Backend):
-    """A GPU variant of the transformers backend, declared but not available in this release."""
+    """A GPU variant of the transformers backend; `variant` says which (weights, attention, kernels, GPUs)."""
 
-    variant: ClassVar[str]
+    variant: ClassVar[GpuVariant]
 
     def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
-        """Always says why: GPU variants are not part of this release."""
-        return [
-            *_common_reasons(report, spec),
-            f"the {self.variant} GPU path of the transformers backend is not available in this release; "
-            "use backend='transformers/cpu', or another backend on GPUs.",
-        ]
+        """What is missing for this variant to run `spec` here; empty when it can."""
+        return gpu_reasons(self.variant, report, spec)
 
     def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
-        """Refuses, with the reason `check()` gives."""
-        from gptoss_hub.errors import BackendUnavailableError
+        """Load with exactly this variant's `from_pretrained` arguments. Options: `device` ("cuda", "cuda:N"),
+        `max_context`, `tp_plan` ("auto", under torchrun), `fallback` (continue on the next variant that fits)."""
+        from gptoss_hub.backends.transformers.gpu_loading import load_gpu_engine
 
-        raise BackendUnavailableError(" ".join(self.check(report, spec)))
+        return load_gpu_engine(self.variant, spec, report, **options)
 
 
-def _gpu_variant(variant: str, rank: int, description: str) -> type[TransformersGpuBackend]:
+def _gpu_backend(variant: GpuVariant) -> type[TransformersGpuBackend]:
+    suffix = variant.name.removeprefix("transformers/").replace("-", "_").replace("+", "_")
     return type(
-        f"Transformers_{variant.replace('-', '_').replace('+', '_')}",
+        f"Transformers_{suffix}",
         (TransformersGpuBackend,),
-        {"name": f"transformers/{variant}", "rank": rank, "variant": variant, "description": description},
+        {"name": variant.name, "rank": variant.rank, "variant": variant, "description": variant.description},
     )
 
 
-GPU_VARIANTS = (
-    _gpu_variant("mxfp4+fa3", 100, "MXFP4 weights with Flash-Attention-3 (sinks) on Hopper"),
-    _gpu_variant("mxfp4", 90, "MXFP4 weights on Hopper or Blackwell"),
-    _gpu_variant("megablocks-bf16", 80, "bf16 with MegaBlocks MoE kernels on CUDA or ROCm"),
-    _gpu_variant("bf16", 70, "bf16 on any CUDA or ROCm GPU"),
-)
+#: One backend class per GPU variant, highest rank first.
+GPU_BACKENDS = tuple(_gpu_backend(variant) for variant in GPU_VARIANTS)
 
 
 @hookimpl
 def gptoss_hub_register_backends(registry: BackendRegistry) -> None:
     """Register the transformers variants."""
     registry.add(TransformersCpuBackend)
-    for variant in GPU_VARIANTS:
-        registry.add(variant)
+    for backend in GPU_BACKENDS:
+        registry.add(backend)

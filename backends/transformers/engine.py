@@ -1,4 +1,7 @@
-"""The transformers CPU engine: prefill once, then one token per step through the KV cache."""
+"""The transformers engine: prefill once, then one token per step through the KV cache, on the model's device.
+
+`load_cpu_engine` loads for the CPU; the GPU variants load in `gpu_loading` and wrap the model the same way.
+"""
 
 from __future__ import annotations
 
@@ -86,17 +89,33 @@ def load_cpu_engine(spec: ModelSpec, **options: Any) -> TransformersEngine:
 
 
 class TransformersEngine(Engine):
-    """Generates with a loaded `GptOssForCausalLM`, one request at a time."""
+    """Generates with a loaded `GptOssForCausalLM`, one request at a time, on whatever device it was loaded.
 
-    def __init__(self, model: Any, *, max_context: int, quantization: str | None, threads: int):
+    Prompt ids go to the device of the model's first weights (the embeddings, also under a multi-GPU
+    `device_map`). Under torchrun with tensor parallel every process runs this loop in step; the token
+    process 0 picks is the one all of them feed back, so sampling without a seed cannot make them diverge.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        max_context: int,
+        quantization: str | None,
+        threads: int | None = None,
+        attention: str = "eager",
+        details: dict[str, Any] | None = None,
+    ):
         self.model = model
+        self._device = model.device
         self.capabilities = Capabilities(streaming=True, batching=False, max_context=max_context)
+        extra = {"threads": threads} if threads is not None else {}
         self.info = EngineInfo(
-            device="cpu",
+            device=str(self._device),
             dtype=str(model.dtype).removeprefix("torch."),
             quantization=quantization,
-            attention="eager",
-            details={"threads": threads, "transformers_class": type(model).__name__},
+            attention=attention,
+            details={**extra, "transformers_class": type(model).__name__, **(details or {})},
         )
         # One forward pass at a time: the model object is not re-entrant, so concurrent callers queue.
         self._lock = threading.Lock()
@@ -106,22 +125,47 @@ class TransformersEngine(Engine):
         import torch
 
         if request.json_schema is not None or request.logprobs is not None:
-            raise InvalidRequestError("transformers/cpu supports neither json_schema nor logprobs.")
+            raise InvalidRequestError("the transformers backend supports neither json_schema nor logprobs.")
         budget = self.check_context(request)
         stops = set(request.stop_token_ids)
-        generator = torch.Generator().manual_seed(request.seed) if request.seed is not None else None
+        device = self._device
+        # The generator lives where the logits are: torch samples on the model's device.
+        generator = torch.Generator(device=device).manual_seed(request.seed) if request.seed is not None else None
         with self._lock, torch.inference_mode():
-            outputs = self.model(input_ids=torch.tensor([request.prompt_ids]), use_cache=True)
+            outputs = self.model(input_ids=torch.tensor([request.prompt_ids], device=device), use_cache=True)
             for produced in range(1, budget + 1):
-                token = next_token(outputs.logits[0, -1], request, generator)
+                token = _agreed(next_token(outputs.logits[0, -1], request, generator), device)
                 chunk = token_chunk(token, produced, budget, token in stops)
                 yield chunk
                 if chunk.finish_reason:
                     return
                 outputs = self.model(
-                    input_ids=torch.tensor([[token]]), past_key_values=outputs.past_key_values, use_cache=True
+                    input_ids=torch.tensor([[token]], device=device),
+                    past_key_values=outputs.past_key_values,
+                    use_cache=True,
                 )
 
     def close(self) -> None:
-        """Drop the model so its memory can be freed."""
+        """Drop the model so its memory can be freed (GPU memory too)."""
+        if self.model is None:
+            return
         self.model = None
+        if self._device.type == "cuda":
+            import gc
+
+            import torch
+
+            gc.collect()
+            torch.cuda.empty_cache()
+
+
+def _agreed(token: int, device: Any) -> int:
+    """The token process 0 picked, when several torchrun processes generate together; else `token`."""
+    import torch
+
+    distributed = torch.distributed
+    if not (distributed.is_available() and distributed.is_initialized() and distributed.get_world_size() > 1):
+        return token
+    shared = torch.tensor([token], device=device)
+    distributed.broadcast(shared, src=0)
+    return int(shared.item())
