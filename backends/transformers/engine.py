@@ -75,17 +75,35 @@ def load_cpu_engine(spec: ModelSpec, **options: Any) -> TransformersEngine:
         # The MXFP4 kernels need a GPU; on the CPU the experts must be dequantized to bf16, which we
         # ask for explicitly rather than letting transformers decide behind a warning.
         kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
-        quantization = "mxfp4 (dequantized to bf16 on the CPU)"
+        quantization = "mxfp4 (dequantized on the CPU)"
     dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16}[parsed.dtype]
     try:
         model = GptOssForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager", **kwargs)
     except Exception as exc:
         raise BackendError(f"transformers could not load {spec.name} from {folder}: {exc}") from exc
     model.eval()
+    if quantization is not None:
+        _match_expert_dtype(model)
     max_context = min(filter(None, (parsed.max_context, config.max_position_embeddings)))
     return TransformersEngine(
         model, max_context=max_context, quantization=quantization, threads=torch.get_num_threads()
     )
+
+
+def _match_expert_dtype(model: Any) -> None:
+    """Give dequantized MXFP4 expert weights the dtype of their biases (the dtype the model was loaded in).
+
+    transformers dequantizes the experts to bfloat16 whatever dtype was asked for, and its expert matmul then
+    runs the activations in bfloat16 too. Every MXFP4 value is exact in bfloat16, so widening loses nothing.
+    Only the expert weights are touched: modules transformers keeps in float32 on purpose stay as they are.
+    """
+    for name, module in model.named_modules():
+        if not name.endswith("mlp.experts"):
+            continue
+        for weight in ("gate_up_proj", "down_proj"):
+            parameter, bias = getattr(module, weight, None), getattr(module, f"{weight}_bias", None)
+            if parameter is not None and bias is not None and parameter.dtype != bias.dtype:
+                parameter.data = parameter.data.to(bias.dtype)
 
 
 class TransformersEngine(Engine):

@@ -5,6 +5,8 @@
   a `get_weather` tool call, a final answer after the tool's result), each as a first turn and as a
   second turn after an earlier completed weather or plain turn, until greedy decoding reproduces it.
 - `corpus_examples()`: that corpus, as requests and exact completion ids, for tests and backends.
+- `mxfp4_checkpoint_path(name)`: the checkpoint with MXFP4 experts in the real checkpoints' layout, and
+  `dequantized_twin_path(name)`: the same values dequantized by `gptoss_hub.convert.mxfp4`.
 
 Checkpoints are built on first use (about a minute on a laptop CPU) and cached under
 `<cache>/checkpoints/`; `python -m gptoss_hub.testing build` builds them ahead of time. Importing this
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from gptoss_hub.testing.checkpoints import CHECKPOINT_NAMES, CHECKPOINT_VERSION, checkpoint_path
 from gptoss_hub.testing.corpus import CorpusExample, corpus_examples, demo_examples
+from gptoss_hub.testing.mxfp4_exports import dequantized_twin_path, mxfp4_checkpoint_path
 
 __all__ = [
     "CHECKPOINT_NAMES",
@@ -23,4 +26,6 @@ __all__ = [
     "checkpoint_path",
     "corpus_examples",
     "demo_examples",
+    "dequantized_twin_path",
+    "mxfp4_checkpoint_path",
 ]
