@@ -12,7 +12,10 @@ Loads tiny-harmony on the vLLM backend (vLLM's CPU build here), then, on that on
 Rounds alternate so machine load affects every side alike; medians are printed, and **hub / raw** is the
 median of each round's ratio (hub and raw run back to back, in alternating order).
 
-    python benchmarks/vllm_throughput.py [--requests 16] [--rounds 9] [--batches 5]
+    python benchmarks/vllm_throughput.py [--requests 16] [--rounds 9] [--batches 10] [--sequential-rounds 3]
+
+It also prints this process's CPU time per 1000 tokens on each side: the hub's own cost, steadier than
+throughput on a machine where the engine core and the frontend share two cores.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument(
-        "--batches", type=int, default=5, help="batches timed back to back per measurement (a batch is short)"
+        "--batches", type=int, default=10, help="batches timed back to back per measurement (a batch is short)"
+    )
+    parser.add_argument(
+        "--sequential-rounds",
+        type=int,
+        default=3,
+        help="rounds that also time the sequential baseline (slow, and only needed for the batching ratio)",
     )
     args = parser.parse_args(argv)
 
@@ -53,17 +62,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             tokens = sum(len(model.chat(c, tools=[get_weather], temperature=0.0).token_ids) for c in conversations)
             return tokens / (time.perf_counter() - start)
 
-        def concurrent() -> float:
+        def concurrent() -> tuple[float, float]:
             async def together():
                 return await asyncio.gather(
                     *(model.achat(c, tools=[get_weather], temperature=0.0) for c in conversations)
                 )
 
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             tokens = sum(len(r.token_ids) for _ in range(args.batches) for r in asyncio.run(together()))
-            return tokens / (time.perf_counter() - start)
+            return tokens / (time.perf_counter() - start), 1e6 * (time.process_time() - cpu) / tokens
 
-        def raw() -> float:
+        def raw() -> tuple[float, float]:
             from vllm import SamplingParams
             from vllm.inputs import TokensPrompt
 
@@ -90,23 +99,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     total += sum(await asyncio.gather(*(one(n) for n in range(len(prompts)))))
                 return total
 
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             tokens = asyncio.run_coroutine_threadsafe(everything(), engine._loop).result()
-            return tokens / (time.perf_counter() - start)
+            return tokens / (time.perf_counter() - start), 1e6 * (time.process_time() - cpu) / tokens
 
         concurrent(), raw()  # warm up
         results: dict[str, list[float]] = {"sequential": [], "concurrent": [], "raw": []}
+        cpu: dict[str, list[float]] = {"concurrent": [], "raw": []}
         ratios: list[float] = []
         for round_number in range(args.rounds):
-            results["sequential"].append(sequential())
+            if round_number < args.sequential_rounds:
+                results["sequential"].append(sequential())
             # Hub and raw run back to back, in alternating order, and are compared within the round, so
             # a slower or faster stretch of the machine affects both sides of each ratio alike.
-            if round_number % 2:
-                results["raw"].append(raw())
-                results["concurrent"].append(concurrent())
-            else:
-                results["concurrent"].append(concurrent())
-                results["raw"].append(raw())
+            for side in ("raw", "concurrent") if round_number % 2 else ("concurrent", "raw"):
+                speed, cpu_per_k = (raw if side == "raw" else concurrent)()
+                results[side].append(speed)
+                cpu[side].append(cpu_per_k)
             ratios.append(results["concurrent"][-1] / results["raw"][-1])
     finally:
         model.close()
@@ -122,6 +131,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     print(
         f"hub / raw                      {medians['hub_over_raw']:9.3f} x   (overhead {100 * (1 - medians['hub_over_raw']):.1f}%;"
         f" rounds {min(ratios):.3f} to {max(ratios):.3f})"
+    )
+    # CPU time of this process (vLLM's frontend, plus the hub's work on the hub side) per 1000 tokens: the
+    # hub's own cost without the run-to-run noise of throughput. vLLM's engine core, a child process, is
+    # not counted; on this 2-core machine it competes with the frontend for the same cores.
+    medians["cpu_ms_per_1k_hub"] = statistics.median(cpu["concurrent"])
+    medians["cpu_ms_per_1k_raw"] = statistics.median(cpu["raw"])
+    print(
+        f"frontend CPU ms / 1000 tokens   hub {medians['cpu_ms_per_1k_hub']:.0f}, raw {medians['cpu_ms_per_1k_raw']:.0f}"
+        f"   ({medians['cpu_ms_per_1k_hub'] / medians['cpu_ms_per_1k_raw']:.2f} x)"
     )
     return medians
 
