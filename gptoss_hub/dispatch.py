@@ -143,11 +143,14 @@ def _matching(registry: BackendRegistry, requested: str) -> list:
 
 def _consider(backend: Any, spec: ModelSpec, report: HardwareReport, preferences: Preferences) -> Candidate:
     candidate = Candidate(backend.name, backend.rank, tuple(backend.check(report, spec)))
+    if (own := backend.rank_adjustment(report, spec)) is not None:
+        change, why = own
+        candidate = replace(candidate, rank=candidate.rank + change, adjustments=(f"{change:+d}: {why}",))
     if preferences.serving and backend.batching:
         candidate = replace(
             candidate,
             rank=candidate.rank + SERVING_BONUS,
-            adjustments=(f"+{SERVING_BONUS}: batches many requests at once (serving=True)",),
+            adjustments=(*candidate.adjustments, f"+{SERVING_BONUS}: batches many requests at once (serving=True)"),
         )
     for plugin, opinion in rank_opinions(candidate=candidate, spec=spec, report=report, preferences=preferences):
         if isinstance(opinion, str):

@@ -245,6 +245,13 @@ class Backend(abc.ABC):
         Each reason is a sentence the user can act on ("pip install 'gptoss-hub[transformers]'").
         """
 
+    def rank_adjustment(self, report: HardwareReport, spec: ModelSpec) -> tuple[int, str] | None:
+        """A change to `rank` on this machine, with why (shown by `gptoss-hub plan`), or `None`.
+
+        For a backend that runs in many places but is the first choice in only some of them.
+        """
+        return None
+
     @abc.abstractmethod
     def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
         """Load the weights and return a ready `Engine`. Unknown options raise `InvalidRequestError`."""

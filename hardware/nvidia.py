@@ -92,8 +92,9 @@ def nvidia_accelerator(
         source=source,
         bf16=capability >= (8, 0),
         fp4_tensor_cores=capability[0] >= 10,
-        # Hopper runs the MXFP4 MoE kernels of triton_kernels; Blackwell has FP4 tensor cores.
-        mxfp4_hardware=capability >= (9, 0),
+        # transformers runs the MXFP4 MoE kernels of triton_kernels from compute capability 7.5 (its own
+        # check); Blackwell also has FP4 tensor cores.
+        mxfp4_hardware=capability >= (7, 5),
         # Flash-Attention-3 uses Hopper-only instructions (wgmma, TMA); Blackwell does not run it.
         flash_attention_3_hardware=capability[0] == 9,
     )

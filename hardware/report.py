@@ -51,8 +51,9 @@ class Accelerator(_Frozen):
     bf16: bool = False
     #: Hardware FP4 tensor math (NVIDIA Blackwell, AMD CDNA4).
     fp4_tensor_cores: bool = False
-    #: gpt-oss's MXFP4 weights run without dequantizing to bf16: Hopper (triton_kernels) and Blackwell or
-    #: CDNA4 (FP4 units). Whether the software for it is installed is a separate question (`capabilities`).
+    #: gpt-oss's MXFP4 weights run without dequantizing to bf16: NVIDIA from compute capability 7.5 (the
+    #: triton_kernels transformers uses) and AMD CDNA4 (FP4 units). Whether the software for it is installed
+    #: is a separate question (`capabilities`).
     mxfp4_hardware: bool = False
     #: Flash-Attention-3 runs here (it is written for Hopper, sm_90, only).
     flash_attention_3_hardware: bool = False
@@ -221,7 +222,7 @@ def _mxfp4_software_reason(runtimes: dict[str, str]) -> str | None:
 #: What each hardware capability needs, said to a user whose GPUs lack it.
 _HARDWARE_NEEDS = {
     "bf16": "native bf16 needs NVIDIA compute capability >= 8.0, AMD CDNA or RDNA3+, or Apple silicon",
-    "mxfp4_hardware": "MXFP4 without dequantizing to bf16 needs Hopper (compute capability 9.0), Blackwell or AMD CDNA4",
+    "mxfp4_hardware": "MXFP4 without dequantizing to bf16 needs NVIDIA compute capability 7.5 or newer, or AMD CDNA4",
     "flash_attention_3_hardware": "Flash-Attention-3 needs Hopper (compute capability 9.0)",
 }
 

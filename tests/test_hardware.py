@@ -192,8 +192,8 @@ def test_recorded_gpu_identity_and_memory(name, gpu, family, capability, gib):
         ("h200", True, True, False, True, False, False),  # no `kernels` installed there
         ("b200", True, True, True, False, True, False),
         ("rtx-5090", True, True, True, False, False, False),  # triton 3.3.1 is too old
-        ("a100-40gb", True, False, False, False, False, False),
-        ("t4", False, False, False, False, False, False),
+        ("a100-40gb", True, True, False, False, True, False),  # triton kernels run MXFP4 from sm_75
+        ("t4", False, True, False, False, False, False),  # no `kernels` or triton_kernels installed there
         ("mi300x", True, False, False, False, False, False),
         ("m3-max", True, False, False, False, False, False),
         ("cpu-only", False, False, False, False, False, False),

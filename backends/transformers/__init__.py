@@ -5,7 +5,7 @@ Variants, by dispatch rank (DESIGN.md section 6):
 | variant | weights | attention | MoE | where |
 |---|---|---|---|---|
 | `transformers/mxfp4+fa3` | MXFP4 (triton kernels) | Flash-Attention-3 with sinks (`kernels-community/vllm-flash-attn3`) | MXFP4 | Hopper |
-| `transformers/mxfp4` | MXFP4 (triton kernels) | eager | MXFP4 | Hopper, Blackwell |
+| `transformers/mxfp4` | MXFP4 (triton kernels) | eager | MXFP4 | Blackwell, Hopper; any NVIDIA GPU from compute capability 7.5, ranked after bf16 there |
 | `transformers/megablocks-bf16` | bf16 | eager | MegaBlocks (`use_kernels=True`) | CUDA, ROCm |
 | `transformers/bf16` | bf16 | eager | plain | CUDA, ROCm |
 | `transformers/cpu` | fp32/bf16 (MXFP4 dequantized) | eager | plain | CPU |
@@ -42,7 +42,10 @@ if TYPE_CHECKING:
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
-__all__ = ["GPU_BACKENDS", "TransformersCpuBackend", "TransformersGpuBackend"]
+__all__ = ["GPU_BACKENDS", "MXFP4_ELSEWHERE_PENALTY", "TransformersCpuBackend", "TransformersGpuBackend"]
+
+#: Rank taken from a variant outside its preferred GPU families: enough to fall below both bf16 variants.
+MXFP4_ELSEWHERE_PENALTY = 25
 
 
 class TransformersCpuBackend(Backend):
@@ -81,6 +84,18 @@ class TransformersGpuBackend(Backend):
     def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
         """What is missing for this variant to run `spec` here; empty when it can."""
         return gpu_reasons(self.variant, report, spec)
+
+    def rank_adjustment(self, report: HardwareReport, spec: ModelSpec) -> tuple[int, str] | None:
+        """Below the bf16 variants on GPUs outside the variant's preferred families (MXFP4 on an A100)."""
+        preferred = self.variant.preferred_families
+        gpus = report.accelerators
+        if not preferred or not gpus or all(gpu.family in preferred for gpu in gpus):
+            return None
+        return (
+            -MXFP4_ELSEWHERE_PENALTY,
+            f"first choice only on {' and '.join(preferred)} GPUs; elsewhere bf16 (with MegaBlocks) comes first "
+            "when it fits",
+        )
 
     def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
         """Load with exactly this variant's `from_pretrained` arguments. Options: `device` ("cuda", "cuda:N"),

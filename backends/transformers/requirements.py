@@ -50,13 +50,20 @@ def _describe(accelerators: Sequence[Accelerator]) -> str:
     return ", ".join(f"{count}x {name}" if count > 1 else name for name, count in counts.items())
 
 
+def _capability(gpu: Accelerator) -> tuple[int, ...]:
+    """`"8.0"` as `(8, 0)`; `()` (older than anything) when unknown."""
+    return version_tuple(gpu.compute_capability or "")
+
+
 def _hardware_reason(variant: GpuVariant, report: HardwareReport) -> str | None:
     if not report.has_gpu:
         return f"no GPU was found; {variant.name} needs {variant.families_label}."
     wrong = [
         gpu
         for gpu in report.accelerators
-        if gpu.api not in variant.apis or (variant.families and gpu.family not in variant.families)
+        if gpu.api not in variant.apis
+        or (variant.families and gpu.family not in variant.families)
+        or (variant.min_compute_capability and _capability(gpu) < variant.min_compute_capability)
     ]
     if wrong:
         return f"{variant.name} needs {variant.families_label}; this machine has {_describe(wrong)}."

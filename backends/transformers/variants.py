@@ -56,6 +56,10 @@ class GpuVariant:
     families_label: str
     #: Programming interfaces of the GPUs it runs on ("cuda", "rocm").
     apis: tuple[str, ...]
+    #: Oldest NVIDIA compute capability it runs on, where that, not the family, is the rule.
+    min_compute_capability: tuple[int, int] | None = None
+    #: Families where it is the first choice; elsewhere it ranks below the bf16 variants (DESIGN.md section 6).
+    preferred_families: tuple[str, ...] = ()
 
     @property
     def needs_kernels_package(self) -> bool:
@@ -78,13 +82,17 @@ GPU_VARIANTS = (
     GpuVariant(
         name="transformers/mxfp4",
         rank=90,
-        description="MXFP4 weights on Hopper or Blackwell",
+        description="MXFP4 weights through triton kernels; first choice on Blackwell (and Hopper without FA3)",
         weights="mxfp4",
         attention="eager",
         use_kernels=False,
-        families=("Hopper", "Blackwell"),
-        families_label="a Hopper or Blackwell GPU (H100, H200, B200, RTX 50xx, RTX PRO 6000)",
+        # transformers runs its MXFP4 kernels from compute capability 7.5 (its own check); the launch
+        # recommendations make them the first choice on Hopper and Blackwell only.
+        families=(),
+        families_label="an NVIDIA GPU of compute capability 7.5 or newer (T4, A100, L4, RTX 30xx/40xx/50xx, H100, B200)",
         apis=("cuda",),
+        min_compute_capability=(7, 5),
+        preferred_families=("Hopper", "Blackwell"),
     ),
     GpuVariant(
         name="transformers/megablocks-bf16",
