@@ -337,4 +337,10 @@ def render_text(messages: Sequence[Any], **options: Any) -> str:
 
 def stop_token_ids() -> list[int]:
     """The ids that end an assistant turn: `<|return|>` and `<|call|>`."""
-    return list(harmony_encoding().stop_tokens_for_assistant_actions())
+    return list(_stop_token_ids())
+
+
+@functools.lru_cache(maxsize=1)
+def _stop_token_ids() -> tuple[int, ...]:
+    # openai-harmony builds the set anew on every call (about 90 µs); every request needs it.
+    return tuple(harmony_encoding().stop_tokens_for_assistant_actions())
