@@ -26,13 +26,13 @@ TABLE = {
     "rtx-5090": ("transformers/cpu", None),
     # 20b in bf16 (about 48 GB) does not fit 40 GB, so MXFP4 through triton kernels wins there.
     "a100-40gb": ("transformers/mxfp4", None),
-    "rtx-4090": ("llamacpp", None),  # llama.cpp built with CUDA holds 20b in MXFP4 in 24 GB
+    "rtx-4090": ("llamacpp/cuda", None),  # llama.cpp built with CUDA holds 20b in MXFP4 in 24 GB
     "t4": (None, None),
     "mi300x": ("transformers/bf16", "transformers/bf16"),
     "mi300x-kfd": ("transformers/bf16", "transformers/cpu"),
     "rx-7900-xtx": ("transformers/cpu", None),
-    "m3-max": ("llamacpp", None),
-    "cpu-only": ("llamacpp", None),
+    "m3-max": ("llamacpp/metal", None),
+    "cpu-only": ("llamacpp/cpu", None),
     "nvidia-driver-broken": ("transformers/cpu", "transformers/cpu"),
 }
 
@@ -66,7 +66,7 @@ def test_rejections_name_the_missing_piece():
 
 def test_on_the_cpu_only_machine_without_llamacpp_transformers_runs_on_the_cpu_if_ram_allows():
     report = load_fixture("cpu-only")
-    assert gh.plan("20b", report).chosen.backend == "llamacpp"
+    assert gh.plan("20b", report).chosen.backend == "llamacpp/cpu"
     runtimes = {name: version for name, version in report.runtimes.items() if name != "llama_cpp"}
     without = report.model_copy(update={"runtimes": runtimes})
     # The recording runs under a 32 GiB cgroup limit: too little for 20b in bf16, and the plan says so.
@@ -74,7 +74,7 @@ def test_on_the_cpu_only_machine_without_llamacpp_transformers_runs_on_the_cpu_i
     assert limited.chosen is None
     cpu = next(c for c in limited.candidates if c.backend == "transformers/cpu")
     assert "needs about 43 GiB of RAM in bf16" in cpu.reasons[0] and "this machine has 32 GiB" in cpu.reasons[0]
-    llamacpp = next(c for c in limited.candidates if c.backend == "llamacpp")
+    llamacpp = next(c for c in limited.candidates if c.backend == "llamacpp/cpu")
     assert "llama-cpp-python is not installed" in llamacpp.reasons[0]
     # The same machine without the limit (64 GB of RAM): vLLM's CPU build, installed there, then transformers.
     unlimited = without.model_copy(update={"cpu": without.cpu.model_copy(update={"ram_limit_bytes": None})})

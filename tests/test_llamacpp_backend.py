@@ -22,7 +22,7 @@ STOPS = [200002, 200012]
 
 def test_info_says_what_runs(llamacpp_model):
     info = llamacpp_model.info
-    assert (info.backend, info.plugin, info.device, info.dtype) == ("llamacpp", "llamacpp", "cpu", "f32")
+    assert (info.backend, info.plugin, info.device, info.dtype) == ("llamacpp/cpu", "llamacpp", "cpu", "f32")
     assert info.details["gguf"].endswith("-f32.gguf") and info.details["n_gpu_layers"] == 0
     assert info.capabilities["json_schema"] and not info.capabilities["batching"]
 
@@ -173,7 +173,7 @@ def test_options_are_checked():
 
     with pytest.raises(InvalidRequestError, match="Accepted: device, n_gpu_layers"):
         gh.load("tiny", backend="llamacpp", gpu_layers=3)
-    with pytest.raises(InvalidRequestError, match="runs on the CPU only"):
+    with pytest.raises(InvalidRequestError, match="llamacpp/cpu runs on cpu, not 'cuda'"):
         gh.load("tiny", backend="llamacpp", device="cuda")
     with pytest.raises(InvalidRequestError, match="not both"):
         gh.load("tiny", backend="llamacpp", n_ctx=1024, max_context=2048)

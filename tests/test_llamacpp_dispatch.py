@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gptoss_hub.backends.llamacpp import LlamaCppBackend
+from gptoss_hub.backends.llamacpp import LLAMACPP_BACKENDS
 from gptoss_hub.backends.llamacpp import engine as llamacpp_engine
 from gptoss_hub.backends.llamacpp.files import GGUF_REPOS, choose_gguf_files, gguf_repo, source_problem
 from gptoss_hub.hardware import load_fixture
@@ -14,13 +14,15 @@ import gptoss_hub as gh
 from gptoss_hub.errors import InvalidRequestError, ModelNotFoundError
 from gptoss_hub.sources import resolve_model
 
+METAL, CUDA, ROCM, CPU = LLAMACPP_BACKENDS
+
 
 @pytest.mark.parametrize(
     ("fixture", "model", "chosen"),
     [
-        ("m3-max", "20b", "llamacpp"),  # Apple Metal: llama.cpp first (DESIGN.md section 6)
-        ("cpu-only", "20b", "llamacpp"),  # no GPU: llama.cpp first
-        ("rtx-4090", "20b", "llamacpp"),  # 24 GB with a CUDA build of llama.cpp holds 20b in MXFP4
+        ("m3-max", "20b", "llamacpp/metal"),  # Apple Metal: llama.cpp first (DESIGN.md section 6)
+        ("cpu-only", "20b", "llamacpp/cpu"),  # no GPU: llama.cpp first
+        ("rtx-4090", "20b", "llamacpp/cuda"),  # 24 GB with a CUDA build of llama.cpp holds 20b in MXFP4
     ],
 )
 def test_llamacpp_is_chosen_where_the_policy_says(fixture, model, chosen):
@@ -28,16 +30,36 @@ def test_llamacpp_is_chosen_where_the_policy_says(fixture, model, chosen):
 
 
 def test_memory_decides_with_the_device_llamacpp_would_use():
-    on_mac = gh.plan("120b", load_fixture("m3-max"), backend="llamacpp").candidates[0]
+    on_mac = gh.plan("120b", load_fixture("m3-max"), backend="llamacpp/metal").candidates[0]
     assert not on_mac.viable and "this machine has 64 GiB of 1 metal GPU" in on_mac.reasons[0]
-    on_4090 = gh.plan("120b", load_fixture("rtx-4090"), backend="llamacpp").candidates[0]
+    on_4090 = gh.plan("120b", load_fixture("rtx-4090"), backend="llamacpp/cuda").candidates[0]
     assert "of 1 cuda GPU" in on_4090.reasons[0]
+    # The CPU variant counts the RAM, and where a GPU is present it comes after every GPU backend.
+    on_4090_cpu = next(
+        c
+        for c in gh.plan("20b", load_fixture("rtx-4090"), backend="llamacpp").candidates
+        if c.backend == "llamacpp/cpu"
+    )
+    assert on_4090_cpu.rank == 15 and "a GPU is here" in on_4090_cpu.adjustments[0]
+
+
+def test_each_variant_says_what_its_device_lacks():
+    reasons = {c.backend: c.reasons for c in gh.plan("20b", load_fixture("m3-max"), backend="llamacpp").candidates}
+    assert reasons["llamacpp/cuda"] == ("no CUDA GPU was found; llamacpp/cuda runs on one.",)
+    assert reasons["llamacpp/metal"] == ()
+    # A CPU-only build on a machine with a GPU: the GPU variant says how to rebuild.
+    report = load_fixture("rtx-4090")
+    cpu_build = report.model_copy(
+        update={"runtime_builds": {k: v for k, v in report.runtime_builds.items() if k != "llama_cpp"}}
+    )
+    cuda = next(c for c in gh.plan("20b", cpu_build, backend="llamacpp").candidates if c.backend == "llamacpp/cuda")
+    assert "CMAKE_ARGS='-DGGML_CUDA=on'" in cuda.reasons[0]
     assert gh.plan("20b", load_fixture("m3-max"), backend="llamacpp", context=8192).chosen is not None
 
 
 def test_not_installed_and_wrong_sources_say_what_to_do(tmp_path):
     h100 = load_fixture("h100")  # no llama-cpp-python in that recording
-    reasons = LlamaCppBackend().check(h100, resolve_model("20b"))
+    reasons = CPU().check(h100, resolve_model("20b"))
     assert any("pip install 'gptoss-hub[llamacpp]'" in r for r in reasons)
     assert "not a GGUF repository" in source_problem(resolve_model("someorg/gpt-oss-finetune"))
     assert "gptoss-hub convert" in source_problem(resolve_model(str(tmp_path)))
@@ -90,19 +112,19 @@ def captured(monkeypatch):
 
 def test_load_offloads_every_layer_where_the_build_has_the_gpu(captured):
     spec = resolve_model("20b")
-    LlamaCppBackend().load(spec, load_fixture("m3-max"), device=None)
+    METAL().load(spec, load_fixture("m3-max"), device=None)
     assert captured["device"] == "metal" and captured["settings"]["n_gpu_layers"] == -1
     assert captured["settings"]["flash_attn"] is True and captured["path"] == Path("mxfp4")
     assert captured["settings"]["n_ctx"] == 8192 and captured["settings"]["n_threads"] == 16
 
-    LlamaCppBackend().load(spec, load_fixture("rtx-4090"), device="cpu", quantization="Q8_0")
+    CPU().load(spec, load_fixture("rtx-4090"), device="cpu", quantization="Q8_0")
     assert captured["device"] == "cpu" and captured["settings"]["n_gpu_layers"] == 0
     assert captured["settings"]["flash_attn"] is False and captured["path"] == Path("Q8_0")
 
-    LlamaCppBackend().load(spec, load_fixture("cpu-only"), device=None, max_context=4096, n_gpu_layers=0)
+    CPU().load(spec, load_fixture("cpu-only"), device=None, max_context=4096, n_gpu_layers=0)
     assert captured["device"] == "cpu" and captured["settings"]["n_ctx"] == 4096
 
 
 def test_a_gpu_the_build_cannot_use_is_refused(captured):
     with pytest.raises(InvalidRequestError, match="CMAKE_ARGS='-DGGML_CUDA=on'"):
-        LlamaCppBackend().load(resolve_model("20b"), load_fixture("cpu-only"), device="cuda")
+        CUDA().load(resolve_model("20b"), load_fixture("cpu-only"), device="cuda")

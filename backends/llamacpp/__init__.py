@@ -1,8 +1,10 @@
 """The llama.cpp backend: gpt-oss from GGUF files through llama-cpp-python.
 
-The first choice on Apple Metal and on machines without a GPU (DESIGN.md section 6); on CUDA and ROCm
-it runs when built for them (`CMAKE_ARGS="-DGGML_CUDA=on" pip install llama-cpp-python`), below the
-transformers GPU variants. Harmony stays with the hub: llama.cpp receives token ids and returns token ids.
+Variants by device: `llamacpp/metal`, `llamacpp/cuda`, `llamacpp/rocm` (every layer on the GPU, when
+llama-cpp-python was built for it: `CMAKE_ARGS="-DGGML_CUDA=on" pip install llama-cpp-python`) and
+`llamacpp/cpu`. The first choice on Apple Metal and on machines without a GPU (DESIGN.md section 6); on CUDA
+and ROCm below the transformers GPU variants; on the CPU of a machine with a GPU, after every GPU backend.
+`backend="llamacpp"` picks the best variant that can run here. Harmony stays with the hub: llama.cpp receives token ids and returns token ids.
 
 Options (`gh.load(model, backend="llamacpp", **options)`): see `LlamaCppOptions` — `n_gpu_layers`,
 `n_ctx`/`max_context`, `n_threads`, `flash_attn`, `use_mmap`, `swa_full`, `quantization`, `filename`.
@@ -24,61 +26,116 @@ if TYPE_CHECKING:
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
-__all__ = ["LlamaCppBackend"]
+__all__ = ["CPU_WITH_GPU_PENALTY", "LLAMACPP_BACKENDS", "LlamaCppBackend"]
 
 _INSTALL = "Install the llamacpp extra: pip install 'gptoss-hub[llamacpp]'"
 
 
 class LlamaCppBackend(Backend):
-    """llama.cpp with GGUF weights (MXFP4 experts), on the CPU, Metal, CUDA or ROCm."""
+    """llama.cpp with GGUF weights (MXFP4 experts) on one kind of device; `device` says which."""
 
-    name: ClassVar[str] = "llamacpp"
-    rank: ClassVar[int] = 50
-    description: ClassVar[str] = "llama.cpp with GGUF weights (MXFP4 experts); CPU, Metal, CUDA or ROCm builds"
+    #: "metal", "cuda", "rocm" (GPU builds, every layer offloaded) or "cpu".
+    device: ClassVar[str]
 
     def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
-        """Reasons llama.cpp cannot run `spec` here: not installed, not a GGUF source, too little memory."""
-        from gptoss_hub.backends.llamacpp.engine import gpu_api
+        """Reasons llama.cpp cannot run `spec` on this device here: not installed, not built for the GPU, not
+        a GGUF source, too little memory."""
         from gptoss_hub.backends.llamacpp.files import source_problem
 
         reasons = []
-        if "llama_cpp" not in report.runtimes:
+        installed = "llama_cpp" in report.runtimes
+        if not installed:
             reasons.append(
                 f"llama-cpp-python is not installed. {_INSTALL} (for CUDA set CMAKE_ARGS='-DGGML_CUDA=on' first)."
             )
+        gpu = self._gpu_reason(report, installed) if self.device != "cpu" else None
+        if gpu:
+            reasons.append(gpu)
         problem = source_problem(spec)
         if problem:
             reasons.append(problem)
         if spec.kind == "reference" and importlib.util.find_spec("gguf") is None:
             reasons.append(f"exporting the reference checkpoint to GGUF needs the gguf package. {_INSTALL}.")
-        if spec.size in SHAPES:
-            needed = required_bytes(spec.size, "gguf-mxfp4", spec.context_tokens or DEFAULT_CONTEXT_TOKENS)
-            api = gpu_api(report)
-            if api is not None:
-                on = [a for a in report.accelerators if a.api == api]
-                # Unified memory (Apple) is the machine's RAM; discrete GPUs add up across devices
-                # (llama.cpp splits the layers between them).
-                available = sum(a.memory_total_bytes or 0 for a in on)
-                where = f"{len(on)} {api} GPU{'s' if len(on) > 1 else ''}"
-            else:
-                available = report.cpu.ram_usable_bytes or 0
-                where = "RAM"
-            if available and available < needed:
-                reasons.append(
-                    f"{spec.name} needs about {needed / GIB:.0f} GiB as MXFP4 GGUF with an "
-                    f"{spec.context_tokens or DEFAULT_CONTEXT_TOKENS}-token context; this machine has "
-                    f"{available / GIB:.0f} GiB of {where}."
-                )
+        if spec.size in SHAPES and gpu is None:
+            memory = self._memory_reason(report, spec)
+            if memory:
+                reasons.append(memory)
         return reasons
 
+    def _gpu_reason(self, report: HardwareReport, installed: bool) -> str | None:
+        label = _GPU_LABELS[self.device]
+        if not any(a.api == self.device for a in report.accelerators):
+            return f"no {label} GPU was found; {self.name} runs on one."
+        if installed and not report.runtime_supports("llama_cpp", self.device):
+            return (
+                f"llama-cpp-python here was not built for {label}: reinstall it with "
+                f"CMAKE_ARGS='{_BUILD_FLAGS[self.device]}' pip install --force-reinstall --no-cache-dir llama-cpp-python."
+            )
+        return None
+
+    def _memory_reason(self, report: HardwareReport, spec: ModelSpec) -> str | None:
+        context = spec.context_tokens or DEFAULT_CONTEXT_TOKENS
+        needed = required_bytes(spec.size, "gguf-mxfp4", context)  # type: ignore[arg-type]
+        if self.device == "cpu":
+            available, where = report.cpu.ram_usable_bytes or 0, "RAM"
+        else:
+            on = [a for a in report.accelerators if a.api == self.device]
+            # Unified memory (Apple) is the machine's RAM; discrete GPUs add up across devices (llama.cpp
+            # splits the layers between them).
+            available = sum(a.memory_total_bytes or 0 for a in on)
+            where = f"{len(on)} {self.device} GPU{'s' if len(on) > 1 else ''}"
+        if available and available < needed:
+            return (
+                f"{spec.name} needs about {needed / GIB:.0f} GiB as MXFP4 GGUF with an {context}-token context; "
+                f"this machine has {available / GIB:.0f} GiB of {where}."
+            )
+        return None
+
+    def rank_adjustment(self, report: HardwareReport, spec: ModelSpec) -> tuple[int, str] | None:
+        """llama.cpp on the CPU of a machine with a GPU comes after every GPU backend."""
+        if self.device == "cpu" and report.has_gpu:
+            return -CPU_WITH_GPU_PENALTY, "a GPU is here: llama.cpp on the CPU comes after the backends that use it"
+        return None
+
     def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
-        """Fetch or export the GGUF and load it; see `LlamaCppOptions` for the options."""
+        """Fetch or export the GGUF and load it on this variant's device; see `LlamaCppOptions`."""
         from gptoss_hub.backends.llamacpp.engine import load_llamacpp_engine
 
-        return load_llamacpp_engine(spec, report, **options)
+        from gptoss_hub.errors import InvalidRequestError
+
+        if options.get("device") not in (None, self.device):
+            raise InvalidRequestError(
+                f"{self.name} runs on {self.device}, not {options['device']!r}; `gptoss-hub plan MODEL --backend "
+                f"llamacpp/{options['device']}` shows why that variant cannot run here."
+            )
+        return load_llamacpp_engine(spec, report, **{**options, "device": self.device})
+
+
+def _variant(device: str, rank: int, description: str) -> type[LlamaCppBackend]:
+    return type(
+        f"LlamaCpp_{device}",
+        (LlamaCppBackend,),
+        {"name": f"llamacpp/{device}", "rank": rank, "device": device, "description": description},
+    )
+
+
+_GPU_LABELS = {"metal": "Apple Metal", "cuda": "CUDA", "rocm": "ROCm"}
+_BUILD_FLAGS = {"metal": "-DGGML_METAL=on", "cuda": "-DGGML_CUDA=on", "rocm": "-DGGML_HIP=on"}
+#: Rank taken from llama.cpp on the CPU where a GPU is present: below vLLM, above transformers on the CPU.
+CPU_WITH_GPU_PENALTY = 30
+
+#: The llama.cpp variants, highest rank first: first choice on Apple Metal and on machines without a GPU
+#: (DESIGN.md section 6), below the transformers GPU variants on CUDA and ROCm.
+LLAMACPP_BACKENDS = (
+    _variant("metal", 55, "llama.cpp on Apple Metal (unified memory), GGUF with MXFP4 experts"),
+    _variant("cuda", 50, "llama.cpp built with CUDA, every layer on the GPUs, GGUF with MXFP4 experts"),
+    _variant("rocm", 50, "llama.cpp built with HIP (ROCm), every layer on the GPUs, GGUF with MXFP4 experts"),
+    _variant("cpu", 45, "llama.cpp on the CPU, GGUF with MXFP4 experts"),
+)
 
 
 @hookimpl
 def gptoss_hub_register_backends(registry: BackendRegistry) -> None:
-    """Register the llama.cpp backend."""
-    registry.add(LlamaCppBackend)
+    """Register the llama.cpp variants."""
+    for backend in LLAMACPP_BACKENDS:
+        registry.add(backend)
