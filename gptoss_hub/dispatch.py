@@ -88,7 +88,7 @@ class Plan:
         for candidate in self.candidates:
             mark = "->" if candidate is chosen else ("ok" if candidate.viable else "no")
             lines.append(f"  {mark} {candidate.backend} (rank {candidate.rank})")
-            lines.extend(f"       + {note}" for note in candidate.adjustments)
+            lines.extend(f"       rank {note}" for note in candidate.adjustments)
             lines.extend(f"       - {reason}" for reason in candidate.reasons)
         if chosen is None:
             lines.append("  no backend can run this model here: see the reasons above.")
