@@ -39,6 +39,8 @@ class Preferences:
     serving: bool = False
     #: Context length to budget memory for.
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
+    #: The device asked for (`gh.load(..., device="cpu")`): backends bound to another device step aside.
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ def _matching(registry: BackendRegistry, requested: str) -> list:
 
 def _consider(backend: Any, spec: ModelSpec, report: HardwareReport, preferences: Preferences) -> Candidate:
     candidate = Candidate(backend.name, backend.rank, tuple(backend.check(report, spec)))
+    bound_to = getattr(backend, "device", None)
+    if preferences.device and isinstance(bound_to, str) and not preferences.device.startswith(bound_to):
+        reason = f"device={preferences.device!r} was asked for; {backend.name} runs on {bound_to}."
+        candidate = replace(candidate, reasons=(*candidate.reasons, reason))
     if (own := backend.rank_adjustment(report, spec)) is not None:
         change, why = own
         candidate = replace(candidate, rank=candidate.rank + change, adjustments=(f"{change:+d}: {why}",))
@@ -172,6 +178,7 @@ def plan(
     serving: bool = False,
     context: int | None = None,
     registry: BackendRegistry | None = None,
+    device: str | None = None,
 ) -> Plan:
     """Rank the backends that could run `model` on the machine `report` describes (this one by default).
 
@@ -179,13 +186,16 @@ def plan(
     "auto", `$GPTOSS_HUB_BACKEND` applies if set. `serving=True` prefers backends that batch requests.
     `context` is the context length to budget memory for (default 8192 tokens). Plugins may adjust
     ranks or veto candidates through `gptoss_hub_rank_candidate`. With `backend="openai"` and a model that
-    is not a URL, `$OPENAI_BASE_URL` names the server that serves it.
+    is not a URL, `$OPENAI_BASE_URL` names the server that serves it. `device` sets aside backends bound to
+    another device (`llamacpp/cuda` when `device="cpu"` is asked for).
     """
     if backend in (None, "auto"):
         backend = os.environ.get(BACKEND_ENV_VAR) or "auto"
     if context is not None and context < 1:
         raise InvalidRequestError(f"context must be a positive number of tokens, got {context}.")
-    preferences = Preferences(backend=backend, serving=serving, context_tokens=context or DEFAULT_CONTEXT_TOKENS)
+    preferences = Preferences(
+        backend=backend, serving=serving, context_tokens=context or DEFAULT_CONTEXT_TOKENS, device=device
+    )
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     remote_url = os.environ.get(BASE_URL_ENV_VAR)
     if backend == "openai" and spec.kind != "endpoint" and remote_url:

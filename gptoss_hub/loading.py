@@ -42,7 +42,7 @@ def load(
         # A model served elsewhere: only a remote backend can take an endpoint, so dispatch picks one.
         spec = spec.served_at(base_url)
     report = probe()
-    the_plan = plan(spec, report, backend=backend, serving=serving, context=options.get("max_context"))
+    the_plan = plan(spec, report, backend=backend, serving=serving, context=options.get("max_context"), device=device)
     chosen = the_plan.require()
     # The plan's spec: it carries the context budget, and the server when the model is served elsewhere.
     spec = the_plan.spec

@@ -84,10 +84,19 @@ class _Turn:
     continues with the wanted call's header (see `gptoss_hub.tool_choice`).
     """
 
-    def __init__(self, request: GenerationRequest, choice: ToolChoice, call_schema: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        request: GenerationRequest,
+        choice: ToolChoice,
+        call_schema: dict[str, Any] | None = None,
+        max_context: int | None = None,
+    ):
         self.parser = ReplyParser()
         self.request = request
         self.choice = choice
+        self.max_context = max_context
+        #: Steering happens once per turn: a model that refuses the call again ends the turn with an error.
+        self.steered = False
         #: The forced tool's parameters schema, on engines that constrain output to a JSON schema.
         self.call_schema = call_schema
         self.prompt_tokens = len(request.prompt_ids)
@@ -114,15 +123,30 @@ class _Turn:
 
     def steer(self) -> tuple[list[StreamEvent], GenerationRequest | None]:
         """Drop the refused message and write the wanted call's header; returns its events and the
-        request that continues from there (`None` when `max_tokens` leaves no room)."""
+        request that continues from there, or `None` when the turn ends here instead: the call was made
+        already, the model refused it even with its header written, or there is no room left."""
         kept = self.parser.token_ids[: self.parser.message_start]
-        header = self.choice.header_ids(new_message=bool(kept))
         self.parser = ReplyParser()
         for token_id in kept:
             self.parser.feed(token_id)  # already streamed: replayed to rebuild the parser only
-        self.steer_needed, self.finish_reason = False, None
+        self.steer_needed, self.finish_reason = False, "stop"
+        if self.parser.tool_calls:
+            # The wanted call is complete (the model ended it with <|end|>); what it began after is dropped.
+            return [], None
+        if self.steered:
+            self.parser.record_error(
+                "tool_choice_unmet",
+                f"the model did not make {self.choice.wanted}, as tool_choice asked, even with the call's header "
+                "written for it",
+            )
+            return [], None
+        self.steered = True
+        header = self.choice.header_ids(new_message=bool(kept))
         budget = self.request.max_tokens
-        if budget is not None and budget - len(kept) - len(header) < 1:
+        prompt_length = len(self.request.prompt_ids) + len(kept) + len(header)
+        if (budget is not None and budget - len(kept) - len(header) < 1) or (
+            self.max_context is not None and prompt_length >= self.max_context
+        ):
             # No room for the call's header and one token of arguments: the turn ends where it was cut.
             self.finish_reason = "length"
             return [], None
@@ -261,7 +285,7 @@ class Model:
             yield from self._engine.stream_messages(_message_list(messages), self._remote_options(options))
             return
         request, choice, call_schema = self._request(messages, **options)
-        turn = _Turn(request, choice, call_schema)
+        turn = _Turn(request, choice, call_schema, self.capabilities.max_context)
         while request is not None:
             generation = self._engine.generate(request)
             try:
@@ -302,7 +326,7 @@ class Model:
                 yield event
             return
         request, choice, call_schema = self._request(messages, **options)
-        turn = _Turn(request, choice, call_schema)
+        turn = _Turn(request, choice, call_schema, self.capabilities.max_context)
         while request is not None:
             generation = self._engine.agenerate(request)
             try:

@@ -45,6 +45,8 @@ class ToolChoice:
 
     mode: Literal["auto", "none", "required", "function"] = "auto"
     name: str | None = None
+    #: For "required": the names of the tools offered, one of which must be called.
+    names: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, value: Any, tool_names: Sequence[str]) -> ToolChoice:
@@ -57,7 +59,7 @@ class ToolChoice:
             if not tool_names:
                 raise InvalidRequestError("tool_choice='required' needs tools; pass tools=[...] or drop tool_choice.")
             # With one tool, "a tool" is that tool: steer to it by name, which leaves the model less to get wrong.
-            return cls("function", tool_names[0]) if len(tool_names) == 1 else cls("required")
+            return cls("function", tool_names[0]) if len(tool_names) == 1 else cls("required", names=tuple(tool_names))
         name = _function_name(value)
         if name is None:
             raise InvalidRequestError(f"{_SHAPES}; got {value!r}.")
@@ -82,10 +84,16 @@ class ToolChoice:
         if not self.forces_a_call:
             return True
         if recipient and recipient not in ("assistant", "user", "all"):
-            if self.mode == "function":
-                return recipient == _FUNCTION_PREFIX + str(self.name)
-            return recipient.startswith(_FUNCTION_PREFIX)
+            allowed = (self.name,) if self.mode == "function" else self.names
+            return recipient in {_FUNCTION_PREFIX + str(name) for name in allowed}
         return channel in ("analysis", "commentary")
+
+    @property
+    def wanted(self) -> str:
+        """The call this choice asks for, in words."""
+        if self.mode == "function":
+            return f"a call to {self.name}"
+        return f"a call to one of {', '.join(self.names)}" if self.forces_a_call else "no particular call"
 
     def header_ids(self, *, new_message: bool) -> list[int]:
         """The ids written for the model to start the call: after `<|start|>assistant` when `new_message`

@@ -128,3 +128,12 @@ def test_load_offloads_every_layer_where_the_build_has_the_gpu(captured):
 def test_a_gpu_the_build_cannot_use_is_refused(captured):
     with pytest.raises(InvalidRequestError, match="CMAKE_ARGS='-DGGML_CUDA=on'"):
         CUDA().load(resolve_model("20b"), load_fixture("cpu-only"), device="cuda")
+
+
+def test_asking_for_the_cpu_picks_the_cpu_variant_where_a_gpu_build_would_win():
+    report = load_fixture("rtx-4090")
+    assert gh.plan("20b", report, backend="llamacpp").chosen.backend == "llamacpp/cuda"
+    on_cpu = gh.plan("20b", report, backend="llamacpp", device="cpu")
+    assert on_cpu.chosen.backend == "llamacpp/cpu"
+    cuda = next(c for c in on_cpu.candidates if c.backend == "llamacpp/cuda")
+    assert cuda.reasons == ("device='cpu' was asked for; llamacpp/cuda runs on cuda.",)

@@ -125,6 +125,11 @@ def test_errors_come_in_openai_shape(client, server):
     assert raised.value.body["param"] == "tool_choice"
     with pytest.raises(openai.BadRequestError, match="needs tools"):
         client.chat.completions.create(model="tiny-harmony", messages=TOKYO, tool_choice="required")
+    with pytest.raises(openai.BadRequestError) as raised:  # a tool without a name is the client's error
+        client.chat.completions.create(
+            model="tiny-harmony", messages=TOKYO, tools=[{"type": "function", "function": {}}]
+        )
+    assert raised.value.body["param"] == "tools"
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model="tiny-harmony", messages=[{"role": "robot", "content": "hi"}])
     assert raised.value.body["message"].startswith("messages[0]: role must be one of")

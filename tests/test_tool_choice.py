@@ -36,7 +36,7 @@ def get_time(city: str) -> str:
         (None, ToolChoice("auto")),
         ("auto", ToolChoice("auto")),
         ("none", ToolChoice("none")),
-        ("required", ToolChoice("required")),
+        ("required", ToolChoice("required", names=("get_weather", "get_time"))),
         (FORCE_WEATHER, ToolChoice("function", "get_weather")),
         ({"type": "function", "name": "get_time"}, ToolChoice("function", "get_time")),
     ],
@@ -65,12 +65,14 @@ def test_refused_shapes_say_what_is_accepted(value, tools, message):
 
 
 def test_which_headers_a_forced_choice_accepts():
-    named, anyone = ToolChoice("function", "get_weather"), ToolChoice("required")
+    named, anyone = ToolChoice("function", "get_weather"), ToolChoice("required", names=("get_weather", "get_time"))
     assert named.accepts("analysis", None) and named.accepts("commentary", None)  # reasoning, preambles
     assert named.accepts("commentary", "functions.get_weather")
     assert not named.accepts("commentary", "functions.get_time")
     assert not named.accepts("final", None) and not named.accepts(None, None)
     assert anyone.accepts("commentary", "functions.get_time") and not anyone.accepts("commentary", "browser.search")
+    assert not anyone.accepts("commentary", "functions.get_stock")  # "required" means one of the tools offered
+    assert not anyone.accepts("commentary", "functions")  # a recipient the model left unfinished
     assert ToolChoice("auto").accepts("final", None)
 
 
@@ -162,3 +164,95 @@ def test_llamacpp_steered_arguments_follow_the_schema(llamacpp_model):
         (call,) = reply.tool_calls
         assert call.name == "get_weather" and reply.error is None
         assert set(call.arguments) <= {"location", "unit"} and isinstance(call.arguments["location"], str)
+
+
+# -- turns that end without a second steer, on a scripted engine ---------------------------------------
+
+
+class _Scripted:
+    """An engine that answers each request with the next scripted completion (text in harmony)."""
+
+    def __init__(self, *completions: str):
+        from gptoss_hub.engine import Capabilities, EngineInfo
+
+        encoding = harmony_encoding()
+        self.completions = [encoding.encode(text, allowed_special="all") for text in completions]
+        self.requests = []
+        self.capabilities = Capabilities(streaming=True, max_context=4096)
+        self.info = EngineInfo(device="cpu", dtype="none")
+
+    def generate(self, request):
+        from gptoss_hub.engine import GenerationChunk
+
+        self.requests.append(request)
+        ids = self.completions[min(len(self.requests), len(self.completions)) - 1]
+        for index, token in enumerate(ids):
+            yield GenerationChunk([token], "stop" if index == len(ids) - 1 else None)
+
+    def problem(self):
+        return None
+
+    def close(self):
+        pass
+
+
+def _model(engine):
+    from gptoss_hub.model import Model, ModelInfo
+    from gptoss_hub.sources import resolve_model
+
+    info = ModelInfo(
+        model="scripted", source="scripted", backend="scripted", plugin="tests", device="cpu", dtype="none"
+    )
+    return Model(engine, resolve_model("tiny"), info)
+
+
+TWO_TOOLS = [get_weather, get_time]
+ANALYSIS = "<|channel|>analysis<|message|>Thinking.<|end|>"
+
+
+def test_a_model_that_refuses_the_written_header_ends_the_turn_with_an_error():
+    # It answers, is steered, and then names no offered tool: the turn ends instead of steering for ever.
+    engine = _Scripted(
+        ANALYSIS + "<|start|>assistant<|channel|>final<|message|>4.<|return|>",
+        ".get_stock<|channel|>commentary <|constrain|>json<|message|>{}<|call|>",
+    )
+    reply = _model(engine).chat(ARITHMETIC, tools=TWO_TOOLS, tool_choice="required")
+    assert len(engine.requests) == 2
+    assert reply.error.code == "tool_choice_unmet" and "one of get_weather, get_time" in reply.error.message
+    assert reply.reasoning == "Thinking." and not reply.tool_calls and not reply.content
+    assert reply.finish_reason == "error"
+
+
+def test_a_call_ended_with_end_is_not_followed_by_a_second_forced_call():
+    engine = _Scripted(
+        ANALYSIS + "<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>"
+        '{"location": "Oslo"}<|end|><|start|>assistant<|channel|>final<|message|>Done.<|return|>'
+    )
+    reply = _model(engine).chat(ARITHMETIC, tools=TWO_TOOLS, tool_choice=FORCE_WEATHER)
+    assert len(engine.requests) == 1  # nothing steered: the wanted call was made
+    assert [(c.name, c.arguments) for c in reply.tool_calls] == [("get_weather", {"location": "Oslo"})]
+    assert reply.finish_reason == "tool_calls" and not reply.content
+
+
+def test_a_message_without_start_is_dropped_whole_when_refused():
+    # The final answer comes with no "<|start|>assistant": the reasoning before it is still kept.
+    engine = _Scripted(
+        ANALYSIS + "<|channel|>final<|message|>4.<|return|>",
+        '{"location": "Oslo"}<|call|>',
+    )
+    reply = _model(engine).chat(ARITHMETIC, tools=TWO_TOOLS, tool_choice=FORCE_WEATHER)
+    assert reply.reasoning == "Thinking." and reply.tool_calls[0].arguments == {"location": "Oslo"}
+    kept = harmony_encoding().encode(ANALYSIS, allowed_special="all")
+    assert engine.requests[1].prompt_ids[-len(kept) - 14 : -14] == kept
+
+
+def test_steering_that_would_pass_the_context_ends_with_length():
+    answer = ANALYSIS + "<|start|>assistant<|channel|>final<|message|>4.<|return|>"
+    prompt = render(ARITHMETIC, tools=[get_weather], current_date=None)
+    kept = len(harmony_encoding().encode(ANALYSIS, allowed_special="all"))
+    for room, steered in ((kept + 14, False), (kept + 15, True)):  # the written header is 14 tokens
+        engine = _Scripted(answer, '{"location": "Oslo"}<|call|>')
+        engine.capabilities = type(engine.capabilities)(streaming=True, max_context=len(prompt) + room)
+        reply = _model(engine).chat(ARITHMETIC, tools=[get_weather], tool_choice=FORCE_WEATHER, current_date=None)
+        assert (len(engine.requests) == 2) == steered
+        assert reply.finish_reason == ("tool_calls" if steered else "length")

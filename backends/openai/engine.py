@@ -219,10 +219,12 @@ def _request_body(model: str, messages: list[Any], options: dict[str, Any]) -> d
             for s in specs
         ]
     if options.get("tool_choice") is not None:
-        # Checked here so a bad choice fails before the request; sent in the Chat Completions shape.
+        # Checked here so a bad choice fails before the request; sent in the Chat Completions shape, and only
+        # with tools (servers refuse a tool_choice without them).
         choice = ToolChoice.parse(options["tool_choice"], [s.name for s in specs])
         named = {"type": "function", "function": {"name": choice.name}}
-        body["tool_choice"] = named if choice.mode == "function" else choice.mode
+        if specs:
+            body["tool_choice"] = named if choice.mode == "function" else choice.mode
     for name in _SAMPLING:
         if options.get(name) is not None:
             body[name] = options[name]

@@ -144,6 +144,7 @@ class ReplyParser:
                 self._fail("unexpected_token", self._describe(token_id, "a new message (<|start|>)"), events)
                 return events
             # "<|channel|>" with no "<|start|>assistant" before it: supply the missing role header.
+            self.message_start = len(self.token_ids) - 1
             for synthetic in (ids["start"], *_assistant_ids()):
                 self._parser.process(synthetic)
             self._state = self._parser.state.name
@@ -174,6 +175,15 @@ class ReplyParser:
             self._open_tool_call(events)
         self._route_delta(events)
         return events
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls completed so far."""
+        return list(self._calls)
+
+    def record_error(self, code: str, message: str) -> None:
+        """Record a problem found outside the grammar (the first one recorded is the reply's `error`)."""
+        self._record(code, message)
 
     def message_header(self) -> tuple[str | None, str | None] | None:
         """`(channel, recipient)` of the message being read once its header is complete, else `None`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.errors import InvalidRequestError, ToolError
 from gptoss_hub.server.errors import APIError
 from gptoss_hub.tool_choice import ToolChoice
 from gptoss_hub.tools import normalize_tools
@@ -15,7 +15,11 @@ __all__ = ["checked_tool_choice"]
 def checked_tool_choice(value: Any, tools: list[Any] | None) -> Any:
     """`value` unchanged when it is a valid `tool_choice` for `tools`, else a 400 naming the field."""
     try:
-        ToolChoice.parse(value, [spec.name for spec in normalize_tools(tools or ())])
+        specs = normalize_tools(tools or ())
+    except ToolError as exc:  # checked here first, so a bad tool is a 400 on "tools", not an error later
+        raise APIError(400, str(exc), "invalid_request_error", None, "tools") from exc
+    try:
+        ToolChoice.parse(value, [spec.name for spec in specs])
     except InvalidRequestError as exc:
         raise APIError(400, str(exc), "invalid_request_error", None, "tool_choice") from exc
     return value
