@@ -195,7 +195,7 @@ def test_gguf_repo_loads_from_the_hub_cache_offline(offline_hub):
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "llamacpp gpt-oss-tiny-f32.gguf '2 + 2 = 4.'"
+    assert result.stdout.strip() == "llamacpp/cpu gpt-oss-tiny-f32.gguf '2 + 2 = 4.'"
     ambiguous = subprocess.run(
         [sys.executable, "-c", "import gptoss_hub as gh; gh.load('someorg/gpt-oss-tiny-GGUF', quantization='q4')"],
         env=env,
