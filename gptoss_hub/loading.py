@@ -7,7 +7,8 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from gptoss_hub.dispatch import plan
+from gptoss_hub.dispatch import Candidate, Plan, plan
+from gptoss_hub.errors import BackendUnavailableError
 from gptoss_hub.hardware import probe
 from gptoss_hub.model import Model, ModelInfo
 from gptoss_hub.plugins import backend_registry
@@ -43,30 +44,48 @@ def load(
         spec = spec.served_at(base_url)
     report = probe()
     the_plan = plan(spec, report, backend=backend, serving=serving, context=options.get("max_context"), device=device)
-    chosen = the_plan.require()
+    chosen = _chosen(the_plan, options)
     # The plan's spec: it carries the context budget, and the server when the model is served elsewhere.
     spec = the_plan.spec
     registry = backend_registry()
     chosen_backend = registry.get(chosen.backend)
-    reasons = [f"{chosen.backend}: the highest-ranked backend that can run {spec.name} here"]
+    if chosen.viable:
+        reasons = [f"{chosen.backend}: the highest-ranked backend that can run {spec.name} here"]
+    else:
+        reasons = [f"{chosen.backend} was asked for with fallback=True: {'; '.join(chosen.reasons)}"]
     for candidate in the_plan.candidates:
         if candidate is chosen:
             break
         reasons.append(f"{candidate.backend} passed over: {'; '.join(candidate.reasons)}")
     _log.info("loading %s with %s", spec.name, chosen.backend)
     engine = chosen_backend.load(spec, report, device=device, **options)
+    fallback = engine.info.details.get("fallback")
     info = ModelInfo(
         model=spec.name,
         source=spec.source,
-        backend=chosen.backend,
-        plugin=registry.owner(chosen.backend),
+        backend=fallback["running"] if fallback else chosen.backend,
+        plugin=registry.owner(fallback["running"] if fallback else chosen.backend),
         device=engine.info.device,
         dtype=engine.info.dtype,
         quantization=engine.info.quantization,
         attention=engine.info.attention,
         capabilities=asdict(engine.capabilities),
         reasons=reasons,
+        fallbacks=[f"{fallback['wanted']} -> {fallback['running']}"] if fallback else [],
         plan=the_plan.to_dict(),
         details=dict(engine.info.details),
     )
     return Model(engine, spec, info)
+
+
+def _chosen(the_plan: Plan, options: dict[str, Any]) -> Candidate:
+    """The candidate to load: the plan's choice, or, with `fallback=True`, the one backend asked for by name
+    even though it cannot run as asked: its `load()` then continues on the next variant that can (and says
+    so in `EngineInfo.details["fallback"]`), rather than the plan refusing before it is tried."""
+    try:
+        return the_plan.require()
+    except BackendUnavailableError:
+        named = [c for c in the_plan.candidates if c.backend == the_plan.requested]
+        if not options.get("fallback") or not named:
+            raise
+        return named[0]

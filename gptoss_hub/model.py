@@ -41,7 +41,8 @@ class ModelInfo(BaseModel):
     capabilities: dict[str, Any] = Field(default_factory=dict)
     #: Why this backend was chosen, and why each higher-ranked one was not.
     reasons: list[str] = Field(default_factory=list)
-    #: Every fallback taken while loading (empty when the first choice loaded as planned).
+    #: Every fallback taken while loading, as "wanted -> running" (empty when the first choice loaded as
+    #: planned); a backend that falls back says why in `details["fallback"]` (`wanted`, `running`, `why`).
     fallbacks: list[str] = Field(default_factory=list)
     #: The dispatch plan: every candidate with its rank, rejections and rank adjustments.
     plan: dict[str, Any] = Field(default_factory=dict)

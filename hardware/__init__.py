@@ -9,13 +9,17 @@ running the same parsers on outputs recorded from other machines.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable, Mapping
 
 from gptoss_hub.hardware.collect import ACCELERATOR_DETECTORS, AcceleratorDetector, RuntimeDetector, probe_host
 from gptoss_hub.hardware.host import Host, LocalHost, NotDetected
-from gptoss_hub.hardware.recorded import fixture_names, load_fixture
+from gptoss_hub.hardware.recorded import RecordedHost, RecordedMachine, fixture_names, load_fixture
 from gptoss_hub.hardware.report import Accelerator, CpuInfo, HardwareCapabilities, HardwareReport, RuntimeBuild
+from pydantic import ValidationError
+
+from gptoss_hub.errors import InvalidRequestError
 
 __all__ = [
     "ACCELERATOR_DETECTORS",
@@ -65,9 +69,30 @@ def probe(
 
 
 def load_report(source: str | os.PathLike[str]) -> HardwareReport:
-    """A report from a JSON file (written with `model_dump_json`) or the name of a recorded fixture ("h100")."""
+    """A report from a JSON file or the name of a recorded fixture ("h100").
+
+    The file may hold a report (`HardwareReport.model_dump_json()`), what `gptoss-hub doctor --json` printed
+    (its `hardware` field is read), or a recording from `gptoss-hub doctor --record` (replayed through the
+    detectors).
+    """
     path = os.fspath(source)
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as handle:
-            return HardwareReport.model_validate_json(handle.read())
-    return load_fixture(path)
+    if not os.path.isfile(path):
+        return load_fixture(path)
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    try:
+        if isinstance(data, dict) and isinstance(data.get("hardware"), dict):
+            return HardwareReport.model_validate(data["hardware"])
+        if isinstance(data, dict) and "accelerators" not in data:
+            # Not a report (which always lists its accelerators): a recording of what the detectors read.
+            return probe_host(RecordedHost(RecordedMachine.model_validate(data), os.path.basename(path)))
+        return HardwareReport.model_validate_json(text)
+    except ValidationError as error:
+        raise InvalidRequestError(
+            f"{path} is neither a hardware report nor a recording: {error}. Write one with "
+            "`gptoss-hub doctor --record FILE` (a recording) or `gptoss-hub doctor --json` (a report)."
+        ) from None

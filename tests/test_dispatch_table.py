@@ -20,6 +20,9 @@ TABLE = {
     "8x-h100": ("transformers/mxfp4+fa3", "transformers/mxfp4+fa3"),
     # No `kernels` package: no MXFP4 or FA3; 20b fits in bf16, 120b does not (about 240 GB), vLLM runs MXFP4.
     "h200": ("transformers/bf16", "vllm"),
+    # Recorded on a real H200 with torch and transformers only: 20b in bf16; 120b in bf16 (about 240 GB) does
+    # not fit, and no runtime that holds MXFP4 is installed.
+    "h200-real": ("transformers/bf16", None),
     "b200": ("transformers/mxfp4", "transformers/mxfp4"),
     "rtx-pro-6000": ("transformers/mxfp4", "transformers/mxfp4"),
     # triton 3.3.1 is too old for MXFP4 and bf16 does not fit 32 GB: only the CPU is left.

@@ -169,6 +169,7 @@ def test_recorded_report_json_round_trips(name):
     [
         ("h100", "NVIDIA H100 80GB HBM3", "Hopper", "9.0", 79.6),
         ("h200", "NVIDIA H200", "Hopper", "9.0", 140.4),
+        ("h200-real", "NVIDIA H200", "Hopper", "9.0", 140.4),
         ("b200", "NVIDIA B200", "Blackwell", "10.0", 179.1),
         ("rtx-5090", "NVIDIA GeForce RTX 5090", "Blackwell", "12.0", 31.8),
         ("rtx-pro-6000", "NVIDIA RTX PRO 6000 Blackwell Workstation Edition", "Blackwell", "12.0", 95.6),
@@ -190,6 +191,7 @@ def test_recorded_gpu_identity_and_memory(name, gpu, family, capability, gib):
     [
         ("h100", True, True, False, True, True, True),
         ("h200", True, True, False, True, False, False),  # no `kernels` installed there
+        ("h200-real", True, True, False, True, False, False),  # likewise
         ("b200", True, True, True, False, True, False),
         ("rtx-5090", True, True, True, False, False, False),  # triton 3.3.1 is too old
         ("a100-40gb", True, True, False, False, True, False),  # triton kernels run MXFP4 from sm_75
@@ -494,3 +496,19 @@ def test_accelerator_is_a_typed_frozen_model():
         gpu.name = "Y"
     with pytest.raises(ValidationError):
         Accelerator(vendor="nvidia", name="X", memory_gb=80)
+
+
+def test_the_real_h200_recording_agrees_with_nvml_and_torch_there():
+    """`h200-real` was recorded on a real H200, where NVML (through `gptoss-hub doctor`) and torch were asked too:
+    what the nvidia-smi and /proc parsers make of the recording must match what those said there."""
+    report = load_fixture("h200-real")
+    (gpu,) = report.accelerators
+    # NVML there: 150754820096 bytes, compute capability 9.0, driver 580.159.04.
+    assert (gpu.memory_total_bytes, gpu.compute_capability, gpu.driver_version) == (150754820096, "9.0", "580.159.04")
+    # torch there: torch.cuda.get_device_properties(0).name, and 2.11.0+cu130 (PyPI's CUDA wheel, no local part).
+    assert gpu.name == "NVIDIA H200" and gpu.source == "nvidia-smi"
+    assert report.runtime_builds["torch"].devices == ("cpu", "cuda") and report.runtime_builds["torch"].cuda_version
+    assert report.cpu.cores == 16 and report.cpu.ram_total_bytes == 135129063424
+    assert {"amx_bf16", "avx512_bf16"} <= set(report.cpu.flags)
+    assert set(report.runtimes) == {"torch", "transformers", "triton"}
+    assert "kernels" in report.capabilities.why_not["flash_attention_3"]

@@ -92,6 +92,7 @@ VIABLE = {
     ("b200", "20b"): {MXFP4: "cuda", MEGABLOCKS: "cuda", BF16: "cuda"},
     ("rtx-pro-6000", "20b"): {MXFP4: "cuda", MEGABLOCKS: "cuda", BF16: "cuda"},
     ("h200", "20b"): {BF16: "cuda"},  # no `kernels` package there
+    ("h200-real", "20b"): {BF16: "cuda"},  # likewise; transformers 5.17.0
     ("mi300x", "20b"): {BF16: "cuda"},
     ("mi300x-kfd", "20b"): {BF16: "cuda"},
     # 20b in bf16 (about 48 GB) does not fit 40 GB; MXFP4 through triton kernels (sm_80) does.
@@ -519,3 +520,24 @@ def test_a_loaded_model_generates_on_its_device(gpu_steps):
             ids.append(int(engine.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
     assert produced == ids[len(prompt) :]
     engine.close()
+
+
+def test_load_with_fallback_tries_the_variant_the_plan_rejects(gpu_steps, monkeypatch):
+    """`gh.load(backend=..., fallback=True)`: a variant whose check fails (no `kernels` package on this H200)
+    is still handed to its `load()`, which continues on the next variant that can run and says so."""
+    import gptoss_hub as gh
+    from gptoss_hub import loading
+
+    monkeypatch.setattr(loading, "probe", lambda: load_fixture("h200"))
+    with pytest.raises(BackendUnavailableError, match="cannot run"):
+        gh.load("20b", backend="transformers/mxfp4+fa3")
+    assert gpu_steps.calls == []
+    with pytest.warns(VariantFallbackWarning, match="transformers/mxfp4\\+fa3 was wanted but transformers/bf16"):
+        model = gh.load("20b", backend="transformers/mxfp4+fa3", fallback=True)
+    assert model.info.backend == "transformers/bf16"
+    assert model.info.fallbacks == ["transformers/mxfp4+fa3 -> transformers/bf16"]
+    assert model.info.reasons[0].startswith("transformers/mxfp4+fa3 was asked for with fallback=True: ")
+    why = model.info.details["fallback"]["why"]
+    assert set(why) == {"transformers/mxfp4+fa3", "transformers/mxfp4", "transformers/megablocks-bf16"}
+    assert all("kernels" in reason for reason in why.values())
+    assert gpu_steps.calls == [_expected(BF16, "cuda")]

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
@@ -56,9 +57,19 @@ def _doctor_data() -> dict:
     }
 
 
+def _record(path: Path, console: Console) -> None:
+    from gptoss_hub.hardware.recording import record_machine
+
+    recording = record_machine()
+    path.write_text(recording.model_dump_json(indent=2, exclude_defaults=True) + "\n", encoding="utf-8")
+    console.print(f"wrote a recording of this machine to {path}", style="dim", highlight=False)
+
+
 def _run_doctor(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
+    if args.record is not None:
+        _record(args.record, Console(stderr=True) if args.json else console)
     data = _doctor_data()
     if args.json:
         console.print_json(json.dumps(data))
@@ -116,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan_parser.add_argument(
         "--hardware",
         metavar="FIXTURE_OR_JSON",
-        help="plan for another machine: a recorded fixture (h100, t4, …) or a report JSON",
+        help="plan for another machine: a recorded fixture (h100, t4, …), a recording (`doctor --record`) "
+        "or a report JSON",
     )
     plan_parser.add_argument("--context", type=int, default=None, help="context length to budget memory for (tokens)")
     plan_parser.add_argument("--serving", action="store_true", help="prefer backends that batch many requests")
@@ -124,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan_parser.set_defaults(handler=_run_plan)
     doctor = subparsers.add_parser("doctor", help="report the hardware, runtimes, backends, broken plugins and plans")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument(
+        "--record",
+        metavar="FILE",
+        type=Path,
+        help="also write what the probe read here (tool output, files, packages) to FILE, for a bug report "
+        "or `plan --hardware FILE`",
+    )
     doctor.set_defaults(handler=_run_doctor)
     add_convert_parser(subparsers)
     add_conformance_parser(subparsers)
