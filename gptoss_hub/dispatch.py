@@ -14,7 +14,7 @@ from typing import Any
 
 from gptoss_hub.errors import BackendUnavailableError, InvalidRequestError, NoBackendError
 from gptoss_hub.hardware import HardwareReport, probe
-from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS
+from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, MemoryEstimate
 from gptoss_hub.plugins import BackendRegistry, backend_registry, rank_opinions
 from gptoss_hub.sources import ModelSpec, resolve_model
 
@@ -52,6 +52,8 @@ class Candidate:
     rank: int
     reasons: tuple[str, ...] = ()
     adjustments: tuple[str, ...] = ()
+    #: The memory the backend would hold for the model here (`None`: none here, or its size is unknown).
+    memory: MemoryEstimate | None = None
 
     @property
     def viable(self) -> bool:
@@ -91,6 +93,8 @@ class Plan:
             mark = "->" if candidate is chosen else ("ok" if candidate.viable else "no")
             lines.append(f"  {mark} {candidate.backend} (rank {candidate.rank})")
             lines.extend(f"       rank {note}" for note in candidate.adjustments)
+            if candidate.memory is not None:
+                lines.append(f"       {candidate.memory.summary()}")
             lines.extend(f"       - {reason}" for reason in candidate.reasons)
         if chosen is None:
             lines.append("  no backend can run this model here: see the reasons above.")
@@ -115,6 +119,7 @@ class Plan:
                     "viable": c.viable,
                     "reasons": list(c.reasons),
                     "adjustments": list(c.adjustments),
+                    "memory": c.memory.to_dict() if c.memory is not None else None,
                 }
                 for c in self.candidates
             ],
@@ -144,7 +149,9 @@ def _matching(registry: BackendRegistry, requested: str) -> list:
 
 
 def _consider(backend: Any, spec: ModelSpec, report: HardwareReport, preferences: Preferences) -> Candidate:
-    candidate = Candidate(backend.name, backend.rank, tuple(backend.check(report, spec)))
+    candidate = Candidate(
+        backend.name, backend.rank, tuple(backend.check(report, spec)), memory=backend.memory_estimate(report, spec)
+    )
     bound_to = getattr(backend, "device", None)
     if preferences.device and isinstance(bound_to, str) and not preferences.device.startswith(bound_to):
         reason = f"device={preferences.device!r} was asked for; {backend.name} runs on {bound_to}."

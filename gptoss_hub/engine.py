@@ -19,6 +19,7 @@ from gptoss_hub.errors import ContextLengthError, InvalidRequestError
 
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
+    from gptoss_hub.memory import MemoryEstimate
     from gptoss_hub.sources import ModelSpec
 
 __all__ = [
@@ -244,6 +245,16 @@ class Backend(abc.ABC):
 
         Each reason is a sentence the user can act on ("pip install 'gptoss-hub[transformers]'").
         """
+
+    def memory_estimate(self, report: HardwareReport, spec: ModelSpec) -> MemoryEstimate | None:
+        """The memory this backend would hold for `spec` here, with what the device has for it, or `None`
+        when it holds no weights on this machine or the model's size cannot be told.
+
+        `gptoss-hub plan` shows it for each candidate; a backend's `check()` rejects a model that does not
+        fit through `gptoss_hub.memory.memory_reasons`. The models in `gptoss_hub.memory` compute it from
+        the shape `gptoss_hub.shape.read_shape(spec)` reads from the model's files.
+        """
+        return None
 
     def rank_adjustment(self, report: HardwareReport, spec: ModelSpec) -> tuple[int, str] | None:
         """A change to `rank` on this machine, with why (shown by `gptoss-hub plan`), or `None`.

@@ -51,14 +51,6 @@ class ModelSpec(BaseModel):
     #: The context length the caller plans to use (prompt plus completion); memory checks budget for it.
     context_tokens: int | None = None
 
-    @property
-    def size(self) -> str | None:
-        """`"20b"`, `"120b"` or `"tiny"` when recognisable from the name, for memory estimates."""
-        if self.kind == "reference":
-            return "tiny"
-        match = re.search(r"gpt-oss-(20b|120b)", self.name, re.IGNORECASE)
-        return match.group(1).lower() if match else None
-
     def served_at(self, base_url: str) -> ModelSpec:
         """This model as served by the OpenAI-compatible server at `base_url` (an `http(s)://…/v1` URL).
 

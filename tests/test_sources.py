@@ -6,12 +6,12 @@ from gptoss_hub.sources import resolve_model
 
 def test_aliases_and_forms(tmp_path):
     assert resolve_model("20b").repo_id == "openai/gpt-oss-20b"
-    assert resolve_model("120B").size == "120b"
+    assert resolve_model("120B").repo_id == "openai/gpt-oss-120b"
     assert resolve_model("tiny").kind == "reference" and resolve_model("tiny").name == "tiny-harmony"
     assert resolve_model("tiny-random").name == "tiny-random"
     assert resolve_model("http://host:8000/v1/").url == "http://host:8000/v1"
     pinned = resolve_model("someorg/gpt-oss-20b-finetune@abc123")
-    assert (pinned.repo_id, pinned.revision, pinned.size) == ("someorg/gpt-oss-20b-finetune", "abc123", "20b")
+    assert (pinned.repo_id, pinned.revision) == ("someorg/gpt-oss-20b-finetune", "abc123")
     assert resolve_model(tmp_path).kind == "local_dir"
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")

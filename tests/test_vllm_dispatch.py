@@ -29,7 +29,8 @@ def test_not_installed_says_how_to_install():
     assert any("pip install 'gptoss-hub[vllm]'" in r for r in reasons)
     on_cpu = VllmBackend().check(recorded, resolve_model("20b"))
     assert on_cpu == [
-        "openai/gpt-oss-20b needs about 43 GiB with a 8192-token context; this machine has 32 GiB of RAM."
+        "openai/gpt-oss-20b needs about 47 GiB in bf16 through vLLM on the CPU with a 8192-token context; this "
+        "machine has 32 GiB of RAM."
     ]
     assert any("pip install vllm" in r for r in VllmBackend().check(load_fixture("h100"), resolve_model("20b")))
 
@@ -57,9 +58,11 @@ def test_old_gpus_builds_and_formats_are_rejected_with_reasons(tmp_path):
     ("fixture", "model", "size"), [("h100", "120b", 1), ("8x-h100", "120b", 1), ("2x-h100", "20b", 1)]
 )
 def test_tensor_parallel_defaults_to_the_fewest_gpus_that_hold_the_model(fixture, model, size):
-    from gptoss_hub.memory import required_bytes
+    from gptoss_hub.memory import vllm_memory
+    from gptoss_hub.shape import read_shape
 
-    needed = required_bytes(model, "mxfp4")
+    estimate = vllm_memory(read_shape(resolve_model(model)), 8192, on_gpu=True, available=None, available_what="")
+    needed = estimate.needed_bytes
     assert vllm_engine.default_tensor_parallel(load_fixture(fixture), needed, 0.9) == size
 
 

@@ -16,13 +16,15 @@ import importlib.util
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_hub.engine import Backend
-from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, GIB, SHAPES, required_bytes
+from gptoss_hub.memory import GIB, UNIFIED_GPU_SHARE, context_tokens, llamacpp_memory, memory_reasons
 from gptoss_hub.plugins import hookimpl
+from gptoss_hub.shape import read_shape
 
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
     from gptoss_hub.engine import Engine
+    from gptoss_hub.memory import MemoryEstimate
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
@@ -56,10 +58,8 @@ class LlamaCppBackend(Backend):
             reasons.append(problem)
         if spec.kind == "reference" and importlib.util.find_spec("gguf") is None:
             reasons.append(f"exporting the reference checkpoint to GGUF needs the gguf package. {_INSTALL}.")
-        if spec.size in SHAPES and gpu is None:
-            memory = self._memory_reason(report, spec)
-            if memory:
-                reasons.append(memory)
+        if gpu is None:
+            reasons.extend(memory_reasons(spec, self.memory_estimate(report, spec)))
         return reasons
 
     def _gpu_reason(self, report: HardwareReport, installed: bool) -> str | None:
@@ -73,23 +73,30 @@ class LlamaCppBackend(Backend):
             )
         return None
 
-    def _memory_reason(self, report: HardwareReport, spec: ModelSpec) -> str | None:
-        context = spec.context_tokens or DEFAULT_CONTEXT_TOKENS
-        needed = required_bytes(spec.size, "gguf-mxfp4", context)  # type: ignore[arg-type]
+    def memory_estimate(self, report: HardwareReport, spec: ModelSpec) -> MemoryEstimate | None:
+        """The GGUF mapped and, on the CPU, its MXFP4 experts repacked, plus KV cache and compute buffers;
+        against the RAM (CPU), or the memory of this variant's GPUs added up (llama.cpp splits the layers)."""
+        reading = read_shape(spec)
+        if reading.shape is None:
+            return None
         if self.device == "cpu":
-            available, where = report.cpu.ram_usable_bytes or 0, "RAM"
+            available, what = report.cpu.ram_usable_bytes, "this machine has {gib} GiB of RAM"
         else:
             on = [a for a in report.accelerators if a.api == self.device]
-            # Unified memory (Apple) is the machine's RAM; discrete GPUs add up across devices (llama.cpp
-            # splits the layers between them).
-            available = sum(a.memory_total_bytes or 0 for a in on)
-            where = f"{len(on)} {self.device} GPU{'s' if len(on) > 1 else ''}"
-        if available and available < needed:
-            return (
-                f"{spec.name} needs about {needed / GIB:.0f} GiB as MXFP4 GGUF with an {context}-token context; "
-                f"this machine has {available / GIB:.0f} GiB of {where}."
-            )
-        return None
+            total = sum(a.memory_total_bytes or 0 for a in on)
+            what = f"this machine has {{gib}} GiB of {len(on)} {self.device} GPU{'s' if len(on) > 1 else ''}"
+            # Discrete GPUs add up (llama.cpp splits the layers between them). Unified memory (Apple) is
+            # the machine's RAM, of which the GPU may wire only a share.
+            available = total or None
+            if total and any(a.unified_memory for a in on):
+                available = int(total * UNIFIED_GPU_SHARE)
+                what = (
+                    f"the {self.device} GPU may use about {{gib}} GiB of this machine's {total / GIB:.0f} GiB of "
+                    "unified memory"
+                )
+        return llamacpp_memory(
+            reading, context_tokens(spec), on_gpu=self.device != "cpu", available=available, available_what=what
+        )
 
     def rank_adjustment(self, report: HardwareReport, spec: ModelSpec) -> tuple[int, str] | None:
         """llama.cpp on the CPU of a machine with a GPU comes after every GPU backend."""

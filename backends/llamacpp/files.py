@@ -18,12 +18,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gptoss_hub.errors import ModelNotFoundError
+from gptoss_hub.released import RELEASED_GGUF_REPOS
 from gptoss_hub.sources import ModelSpec
 
 __all__ = ["GGUF_REPOS", "choose_gguf_files", "gguf_repo", "local_gguf", "source_problem"]
 
 #: The GGUF conversions published for the released checkpoints.
-GGUF_REPOS = {"openai/gpt-oss-20b": "ggml-org/gpt-oss-20b-GGUF", "openai/gpt-oss-120b": "ggml-org/gpt-oss-120b-GGUF"}
+GGUF_REPOS = RELEASED_GGUF_REPOS
 _SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 

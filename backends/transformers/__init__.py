@@ -32,13 +32,15 @@ from gptoss_hub.backends.transformers.requirements import common_reasons, gpu_re
 from gptoss_hub.backends.transformers.variants import GPU_VARIANTS, GpuVariant
 
 from gptoss_hub.engine import Backend
-from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, GIB, SHAPES, required_bytes
+from gptoss_hub.memory import context_tokens, memory_reasons, transformers_memory
 from gptoss_hub.plugins import hookimpl
+from gptoss_hub.shape import read_shape
 
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
     from gptoss_hub.engine import Engine
+    from gptoss_hub.memory import MemoryEstimate
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
@@ -58,16 +60,26 @@ class TransformersCpuBackend(Backend):
     def check(self, report: HardwareReport, spec: ModelSpec) -> list[str]:
         """Reasons transformers cannot run `spec` on this CPU: missing packages, wrong format, too little RAM."""
         reasons = common_reasons(report, spec)
-        available = report.cpu.ram_usable_bytes
-        if spec.size in SHAPES and available:
-            needed = required_bytes(spec.size, "bf16", spec.context_tokens or DEFAULT_CONTEXT_TOKENS)
-            if available < needed:
-                reasons.append(
-                    f"{spec.name} needs about {needed / GIB:.0f} GiB of RAM in bf16 on the CPU "
-                    f"(MXFP4 experts are dequantized there); this machine has {available / GIB:.0f} GiB. "
-                    "Use llama.cpp with a GGUF file, or a GPU."
-                )
-        return reasons
+        memory = memory_reasons(spec, self.memory_estimate(report, spec))
+        if memory and read_shape(spec).shape is not None:
+            memory[0] += " Use llama.cpp with a GGUF file, or a GPU."
+        return [*reasons, *memory]
+
+    def memory_estimate(self, report: HardwareReport, spec: ModelSpec) -> MemoryEstimate | None:
+        """The weights in bf16 (the checkpoint's float dtype; MXFP4 experts dequantized) and the KV cache,
+        against the RAM."""
+        reading = read_shape(spec)
+        if reading.shape is None:
+            return None
+        return transformers_memory(
+            reading,
+            context_tokens(spec),
+            weights="bf16",
+            runtime=f"of RAM in {'fp32' if reading.shape.stored_as == 'float32' else 'bf16'} on the CPU (MXFP4 "
+            "experts are dequantized there)",
+            available=report.cpu.ram_usable_bytes,
+            available_what="this machine has {gib} GiB",
+        )
 
     def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
         """Load the checkpoint with transformers on the CPU. Options: `device` ("cpu"), `dtype`, `threads`, `max_context`."""

@@ -16,13 +16,12 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from gptoss_hub.backends.transformers.requirements import placement_gpus
+from gptoss_hub.backends.transformers.requirements import gpu_memory, placement_gpus
 from gptoss_hub.backends.transformers.variants import GpuVariant
 from pydantic import BaseModel, ConfigDict
 
 from gptoss_hub.engine import validate_options
 from gptoss_hub.errors import InvalidRequestError
-from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, SHAPES, required_bytes
 
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
@@ -103,11 +102,8 @@ def _device_map(options: GpuOptions, report: HardwareReport, variant: GpuVariant
     usable = placement_gpus(variant, report)
     first = usable[0] if usable else None
     free = None if first is None else first.memory_free_bytes or first.memory_total_bytes
-    needed = (
-        required_bytes(spec.size, variant.weights, spec.context_tokens or DEFAULT_CONTEXT_TOKENS)
-        if spec.size in SHAPES
-        else 0
-    )
+    estimate = gpu_memory(variant.weights, spec, usable)
+    needed = estimate.needed_bytes if estimate is not None else 0
     # "cuda" puts everything on the first GPU and fails loudly if it does not fit, where "auto" would
     # quietly offload layers to the CPU; "auto" only when one GPU cannot hold the model, to spread the
     # layers over all of them.

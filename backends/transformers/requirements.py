@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING
 from gptoss_hub.backends.transformers.variants import GpuVariant, HubKernel, hub_kernels, mxfp4_kernel
 from gptoss_hub.hardware.report import MXFP4_TRITON_MIN, version_tuple
 
-from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, GIB, SHAPES, required_bytes
+from gptoss_hub.memory import GIB, MemoryEstimate, context_tokens, memory_reasons, transformers_memory
+from gptoss_hub.shape import read_shape
 
 if TYPE_CHECKING:
     from gptoss_hub.hardware import Accelerator, HardwareReport
 
     from gptoss_hub.sources import ModelSpec
 
-__all__ = ["common_reasons", "gpu_reasons", "memory_reason", "placement_gpus"]
+__all__ = ["common_reasons", "gpu_memory", "gpu_reasons", "memory_reason", "placement_gpus"]
 
 _INSTALL = "Install the transformers extra: pip install 'gptoss-hub[transformers]'."
 #: The wheel index of a torch build for each GPU programming interface.
@@ -164,36 +165,47 @@ def _where(gpus: Sequence[Accelerator]) -> str:
     return gpus[0].name if len(gpus) == 1 else f"the {len(gpus)} GPUs together"
 
 
-def memory_reason(weights: str, spec: ModelSpec, gpus: Sequence[Accelerator]) -> str | None:
-    """Why `spec` in `weights` ("mxfp4", "bf16") plus its KV cache does not fit in the free memory of `gpus`."""
-    free = _free(gpus)
-    if spec.size not in SHAPES or not gpus or free is None:
+def gpu_memory(weights: str, spec: ModelSpec, gpus: Sequence[Accelerator]) -> MemoryEstimate | None:
+    """What transformers holds for `spec` with `weights` ("mxfp4", "bf16") on `gpus`, against their free
+    memory; `None` when the model's size cannot be told or there is no GPU."""
+    reading = read_shape(spec)
+    if reading.shape is None or not gpus:
         return None
-    context = spec.context_tokens or DEFAULT_CONTEXT_TOKENS
-    needed = required_bytes(spec.size, "mxfp4" if weights == "mxfp4" else "bf16", context)
-    if needed <= free:
-        return None
-    return (
-        f"{spec.name} needs about {needed / GIB:.0f} GiB in {'MXFP4' if weights == 'mxfp4' else 'bf16'} with a "
-        f"{context}-token context; {_where(gpus)} {'has' if len(gpus) == 1 else 'have'} {free / GIB:.0f} GiB free."
+    label = "MXFP4" if weights == "mxfp4" else "bf16"
+    return transformers_memory(
+        reading,
+        context_tokens(spec),
+        weights="mxfp4" if weights == "mxfp4" else "bf16",
+        runtime=f"in {label}",
+        available=_free(gpus),
+        available_what=f"{_where(gpus)} {'has' if len(gpus) == 1 else 'have'} {{gib}} GiB free",
     )
+
+
+def memory_reason(weights: str, spec: ModelSpec, gpus: Sequence[Accelerator]) -> str | None:
+    """Why `spec` in `weights` ("mxfp4", "bf16") plus its KV cache does not fit in the free memory of `gpus`
+    (or why its size cannot be told)."""
+    if not gpus:
+        return None
+    reasons = memory_reasons(spec, gpu_memory(weights, spec, gpus))
+    return reasons[0] if reasons else None
 
 
 def _dequantized_note(spec: ModelSpec, gpus: Sequence[Accelerator]) -> str | None:
     """What memory the silent bf16 fallback of transformers would take, so the plan shows it."""
-    free = _free(gpus)
-    if spec.size not in SHAPES or not gpus or free is None:
+    estimate = gpu_memory("bf16", spec, gpus)
+    if estimate is None or estimate.available_bytes is None:
         return None
-    context = spec.context_tokens or DEFAULT_CONTEXT_TOKENS
-    needed = required_bytes(spec.size, "bf16", context)
+    free = estimate.available_bytes
     verdict = (
         f"which fits in the {free / GIB:.0f} GiB free (the bf16 variants load it so on purpose)"
-        if needed <= free
+        if estimate.fits
         else f"more than the {free / GIB:.0f} GiB free on {_where(gpus)}"
     )
     return (
         "without the MXFP4 kernels transformers dequantizes the experts to bf16: "
-        f"{spec.name} then needs about {needed / GIB:.0f} GiB with a {context}-token context, {verdict}."
+        f"{spec.name} then needs about {estimate.needed_bytes / GIB:.0f} GiB with a "
+        f"{estimate.context_tokens}-token context, {verdict}."
     )
 
 

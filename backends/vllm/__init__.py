@@ -16,13 +16,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_hub.engine import Backend
-from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, GIB, SHAPES, required_bytes
+from gptoss_hub.memory import GIB, context_tokens, memory_reasons, vllm_memory
 from gptoss_hub.plugins import hookimpl
+from gptoss_hub.shape import read_shape
 
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
     from gptoss_hub.engine import Engine
+    from gptoss_hub.memory import MemoryEstimate
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
@@ -76,25 +78,40 @@ class VllmBackend(Backend):
                 spec.kind, spec.kind
             )
             reasons.append(f"vLLM loads Hugging Face checkpoints, not {what}.")
-        if spec.size in SHAPES and device is not None:
-            context = spec.context_tokens or DEFAULT_CONTEXT_TOKENS
-            if device == "cpu":
-                needed, available, where = (
-                    required_bytes(spec.size, "bf16", context),
-                    report.cpu.ram_usable_bytes,
-                    "RAM",
-                )
-            else:
-                gpus = [a for a in report.accelerators if a.api == device]
-                needed = required_bytes(spec.size, "mxfp4", context)
-                available = int(sum(a.memory_total_bytes or 0 for a in gpus) * 0.9)
-                where = f"memory on {len(gpus)} GPU{'s' if len(gpus) > 1 else ''} (90% usable)"
-            if available and available < needed:
-                reasons.append(
-                    f"{spec.name} needs about {needed / GIB:.0f} GiB with a {context}-token context; this machine "
-                    f"has {available / GIB:.0f} GiB of {where}."
-                )
+        if device is not None:
+            reasons.extend(memory_reasons(spec, self.memory_estimate(report, spec)))
         return reasons
+
+    def memory_estimate(self, report: HardwareReport, spec: ModelSpec) -> MemoryEstimate | None:
+        """On GPUs: MXFP4 weights and a full-context KV cache within 90% of their memory (vLLM's default
+        `gpu_memory_utilization`, which it then reserves); on the CPU: bf16 weights and its KV cache space."""
+        from gptoss_hub.backends.vllm.engine import DEFAULT_CPU_KV_CACHE_GIB, DEFAULT_GPU_MEMORY_UTILIZATION, runs_on
+
+        reading = read_shape(spec)
+        device = runs_on(report) if report.runtime_builds.get("vllm") is not None else None
+        if reading.shape is None or device is None or spec.kind == "endpoint":
+            return None
+        if device == "cpu":
+            return vllm_memory(
+                reading,
+                context_tokens(spec),
+                on_gpu=False,
+                available=report.cpu.ram_usable_bytes,
+                available_what="this machine has {gib} GiB of RAM",
+                cpu_kv_cache_bytes=DEFAULT_CPU_KV_CACHE_GIB * GIB,
+            )
+        gpus = [a for a in report.accelerators if a.api == device]
+        total = sum(a.memory_total_bytes or 0 for a in gpus)
+        return vllm_memory(
+            reading,
+            context_tokens(spec),
+            on_gpu=True,
+            available=int(total * DEFAULT_GPU_MEMORY_UTILIZATION) or None,
+            available_what=f"this machine has {{gib}} GiB of memory on {len(gpus)} GPU{'s' if len(gpus) > 1 else ''} "
+            "(90% usable)",
+            gpu_total=total or None,
+            gpu_memory_utilization=DEFAULT_GPU_MEMORY_UTILIZATION,
+        )
 
     def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
         """Start vLLM's engine on the checkpoint; see `VllmOptions` for the options."""

@@ -38,6 +38,8 @@ __all__ = ["VllmEngine", "VllmOptions", "engine_arguments", "load_vllm_engine"]
 DEFAULT_MAX_MODEL_LEN = 8192
 #: GiB of KV cache vLLM's CPU build reserves when `VLLM_CPU_KVCACHE_SPACE` is unset (its own default is 4).
 DEFAULT_CPU_KV_CACHE_GIB = 4
+#: The share of each GPU's memory vLLM reserves (its own default).
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 _request_ids = itertools.count()
 #: What a model whose engine process died says (calls raise it, `Model.info.status` shows it).
 _DEAD = "vLLM's engine process died"
@@ -77,7 +79,7 @@ class VllmOptions(BaseModel):
     #: "mp" (one node, processes) or "ray" (several nodes, through a running Ray cluster).
     distributed_executor_backend: Literal["mp", "ray"] | None = None
     #: Share of each GPU's memory vLLM may use (weights plus KV cache).
-    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    gpu_memory_utilization: float = Field(default=DEFAULT_GPU_MEMORY_UTILIZATION, gt=0.0, le=1.0)
     #: Longest prompt plus reply in tokens; default 8192 (`max_context` is the hub-wide name for it).
     max_model_len: int | None = Field(default=None, ge=1)
     max_context: int | None = Field(default=None, ge=1)
@@ -154,7 +156,8 @@ def engine_arguments(model: str, parsed: VllmOptions, *, tensor_parallel_size: i
 
 def load_vllm_engine(spec: ModelSpec, report: HardwareReport, **options: Any) -> VllmEngine:
     """Fetch the checkpoint if needed and start vLLM's engine on it."""
-    from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, SHAPES, required_bytes
+    from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, vllm_memory
+    from gptoss_hub.shape import read_shape
 
     parsed = parse_options(options)
     device = runs_on(report)
@@ -163,9 +166,10 @@ def load_vllm_engine(spec: ModelSpec, report: HardwareReport, **options: Any) ->
     if parsed.device not in (None, device):
         raise InvalidRequestError(f"The installed vLLM runs on {device} here, not {parsed.device!r}.")
     needed = None
-    if spec.size in SHAPES:
+    reading = read_shape(spec)
+    if reading.shape is not None and device != "cpu":
         context = parsed.max_model_len or parsed.max_context or DEFAULT_CONTEXT_TOKENS
-        needed = required_bytes(spec.size, "mxfp4", context)
+        needed = vllm_memory(reading, context, on_gpu=True, available=None, available_what="").needed_bytes
     tensor_parallel = parsed.tensor_parallel_size or default_tensor_parallel(
         report, needed, parsed.gpu_memory_utilization
     )

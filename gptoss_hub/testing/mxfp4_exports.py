@@ -26,18 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXPERT_PROJECTIONS", "MXFP4_QUANTIZATION_CONFIG", "dequantized_twin_path", "mxfp4_checkpoint_path"]
+from gptoss_hub.released import MXFP4_QUANTIZATION_CONFIG
 
-#: The `quantization_config` of the real openai/gpt-oss-20b and -120b `config.json`: only the experts are MXFP4.
-MXFP4_QUANTIZATION_CONFIG: dict[str, Any] = {
-    "modules_to_not_convert": [
-        "model.layers.*.self_attn",
-        "model.layers.*.mlp.router",
-        "model.embed_tokens",
-        "lm_head",
-    ],
-    "quant_method": "mxfp4",
-}
+__all__ = ["EXPERT_PROJECTIONS", "MXFP4_QUANTIZATION_CONFIG", "dequantized_twin_path", "mxfp4_checkpoint_path"]
 
 #: The expert weights stored in MXFP4; their `_bias` tensors stay in float.
 EXPERT_PROJECTIONS = ("gate_up_proj", "down_proj")
