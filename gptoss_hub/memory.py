@@ -116,12 +116,14 @@ class MemoryEstimate:
         }
 
 
-def unknown_size_reason(model: str, reading: ShapeReading) -> str:
+def unknown_size_reason(model: str, reading: ShapeReading, kind: str = "local_dir") -> str:
     """The rejection for a model whose size cannot be told: memory is never left unchecked."""
-    return (
-        f"cannot tell the size of {model}, so its memory cannot be checked: {reading.basis}. Pass a folder "
-        "holding its config.json, or a GGUF file."
+    advice = (
+        "Check that it is a complete gpt-oss GGUF file (download or convert it again)."
+        if kind == "gguf_file"
+        else "Pass a folder holding its config.json, or a GGUF file."
     )
+    return f"cannot tell the size of {model}, so its memory cannot be checked: {reading.basis}. {advice}"
 
 
 def context_tokens(spec: ModelSpec) -> int:
@@ -134,7 +136,11 @@ def memory_reasons(spec: ModelSpec, estimate: MemoryEstimate | None) -> list[str
     cannot be told (a model of unknown size is never passed unchecked); empty when it fits."""
     if estimate is None:
         reading = read_shape(spec)
-        return [] if reading.shape is not None or spec.kind == "endpoint" else [unknown_size_reason(spec.name, reading)]
+        return (
+            []
+            if reading.shape is not None or spec.kind == "endpoint"
+            else [unknown_size_reason(spec.name, reading, spec.kind)]
+        )
     reason = estimate.fit_reason(spec.name)
     return [reason] if reason else []
 
