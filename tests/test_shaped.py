@@ -272,6 +272,19 @@ def test_converts_to_an_mxfp4_gguf(small, small_gguf):
     assert mxfp4_bytes < output.stat().st_size < mxfp4_bytes + other_bytes + 64 * 2**20
 
 
+def test_stored_bf16_matrices_are_copied_not_widened(small):
+    """bf16 in, bf16 out: the converter hands the mapped bits through (no float32 copy of the embedding, which
+    would take 7 GiB of anonymous memory at the real size), and they equal what widening and rounding give."""
+    from gptoss_hub.convert.writer import _bf16_bits, _Plan
+
+    tensors = CheckpointTensors(small[0])
+    plan = _Plan(tensors, json.loads((small[0] / "config.json").read_text()), "mxfp4")
+    plan.build()
+    embedding = next(item for item in plan.items if item.name == "token_embd.weight").produce()
+    assert isinstance(embedding, np.memmap)
+    assert np.array_equal(embedding, _bf16_bits(tensors.float32("model.embed_tokens.weight")))
+
+
 def test_llama_cpp_runs_the_gguf_like_transformers(small, small_gguf):
     llama_cpp = pytest.importorskip("llama_cpp", reason="the llamacpp extra is installed by .ci/run")
     pytest.importorskip("torch")

@@ -72,6 +72,10 @@ class CheckpointTensors:
             raise ModelNotFoundError(f"{file.name}: tensor {name} has {end - begin} bytes, expected {data.nbytes}.")
         return data.reshape(shape)
 
+    def dtype(self, name: str) -> str:
+        """A tensor's safetensors dtype ("BF16", "F32", "U8", …), read from the header."""
+        return self._where[name][1]
+
     def float32(self, name: str, index: Any = ...) -> np.ndarray:
         """The tensor, or the part `index` selects, as float32 (bfloat16 widened exactly). Selecting first
         reads and widens only that part."""

@@ -75,15 +75,26 @@ class _Plan:
             raise ModelNotFoundError(f"{hf_name} has no GGUF name for gpt-oss: is this a gpt-oss checkpoint?")
         return name
 
-    def add_float(self, gguf_name: str, load: Callable[[], np.ndarray], shape: tuple[int, ...]) -> None:
+    def add_float(
+        self,
+        gguf_name: str,
+        load: Callable[[], np.ndarray],
+        shape: tuple[int, ...],
+        load_bf16: Callable[[], np.ndarray] | None = None,
+    ) -> None:
         """A float tensor: f32 for vectors (norms, sinks), biases and the router, whose precision decides
-        routing and costs little memory; the outtype's float for the other matrices."""
+        routing and costs little memory; the outtype's float for the other matrices. `load_bf16` gives
+        the stored bfloat16 bits where the source holds them: copied as they are, straight from the mapped
+        file, rather than widened to float32 and rounded back (which would take six bytes of anonymous
+        memory per value: 7 GiB for gpt-oss's embedding)."""
         Q = self.gguf.GGMLQuantizationType
         keep_f32 = (
             self.outtype == "f32" or len(shape) == 1 or gguf_name.endswith(".bias") or ".ffn_gate_inp." in gguf_name
         )
         if keep_f32:
             self.items.append(_Planned(gguf_name, shape, Q.F32, lambda: np.ascontiguousarray(load(), np.float32)))
+        elif load_bf16 is not None:
+            self.items.append(_Planned(gguf_name, shape, Q.BF16, load_bf16))
         else:
             self.items.append(_Planned(gguf_name, shape, Q.BF16, lambda: _bf16_bits(load())))
 
@@ -103,7 +114,8 @@ class _Plan:
             handled.add(hf_name)
             # The attention sinks are a bare parameter in transformers; GGUF names them like weights.
             key = hf_name + ".weight" if hf_name.endswith(".sinks") else hf_name
-            self.add_float(self.gguf_name(key), lambda n=hf_name: t.float32(n), t.shape(hf_name))
+            stored_bf16 = (lambda n=hf_name: t.raw(n)) if t.dtype(hf_name) == "BF16" else None
+            self.add_float(self.gguf_name(key), lambda n=hf_name: t.float32(n), t.shape(hf_name), stored_bf16)
         for layer in range(self.layers):
             handled |= self._experts(layer)
         unknown = sorted(set(t.names()) - handled)
