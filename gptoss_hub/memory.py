@@ -43,6 +43,8 @@ DEFAULT_CONTEXT_TOKENS = 8192
 OVERHEAD = 0.10
 #: llama.cpp's default batch: how many prompt tokens one compute graph holds.
 LLAMACPP_BATCH = 512
+#: vLLM on the CPU runs two Python processes (the API side and the engine core), each with torch loaded.
+VLLM_PROCESS_BYTES = GIB
 #: The share of unified memory (Apple silicon) a Metal GPU may wire by default: macOS's
 #: `recommendedMaxWorkingSetSize`, about three quarters of the RAM; llama.cpp warns beyond it and swaps.
 UNIFIED_GPU_SHARE = 0.75
@@ -91,13 +93,13 @@ class MemoryEstimate:
         )
 
     def summary(self) -> str:
-        """One line for plans: resident, reclaimable, disk, and the basis."""
+        """One line for plans: resident, reclaimable, what must fit, disk, and the basis."""
         reclaimable = (
             f" ({self.reclaimable_bytes / GIB:.1f} GiB of it reclaimable mapped file)" if self.reclaimable_bytes else ""
         )
         return (
             f"memory: about {self.resident_bytes / GIB:.1f} GiB resident{reclaimable}, "
-            f"{self.disk_bytes / GIB:.1f} GiB on disk; sizes {self.basis}"
+            f"{self.needed_bytes / GIB:.1f} GiB must fit, {self.disk_bytes / GIB:.1f} GiB on disk; sizes {self.basis}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -244,6 +246,12 @@ def llamacpp_memory(
     )
 
 
+def _dequantizing_peak(shape: ModelShape) -> int:
+    """What loading holds on top while MXFP4 experts are dequantized on the CPU: one layer's largest
+    projection (gate and up) in float32."""
+    return shape.experts * 2 * shape.intermediate_size * shape.hidden_size * 4
+
+
 def _transformers_format(shape: ModelShape, weights: str) -> WeightFormat:
     if weights == "mxfp4":
         return "mxfp4"
@@ -258,16 +266,24 @@ def transformers_memory(
     runtime: str,
     available: int | None,
     available_what: str,
+    dequantizing_peak: bool = False,
 ) -> MemoryEstimate:
     """transformers holding the weights as `weights` ("mxfp4" with its MXFP4 kernels; otherwise the
     checkpoint's float dtype, bf16 for the released MXFP4 checkpoints, whose experts it dequantizes), with a
-    KV cache for `context` tokens in that dtype and a margin for activations."""
+    KV cache for `context` tokens in that dtype and a margin for activations.
+
+    `dequantizing_peak` adds what loading takes on top while it dequantizes MXFP4 experts on the CPU: one
+    layer's largest projection in float32 (measured on two layers at the real width: see
+    docs/real-size.md), so the estimate is the peak, not only what stays once loaded.
+    """
     shape = _shape(reading)
     weight_format = _transformers_format(shape, weights)
     held = shape.weights_bytes(weight_format)
     kv = shape.kv_cache_bytes(context, 4 if weight_format == "fp32" else 2)
     disk = reading.stored.file_bytes if reading.stored else shape.weights_bytes("mxfp4")
     parts = {"weights": held, "kv cache": kv, "margin": int((held + kv) * OVERHEAD)}
+    if dequantizing_peak and weights != "mxfp4" and shape.stored_as == "mxfp4":
+        parts["dequantizing while loading"] = _dequantizing_peak(shape)
     return _estimate(runtime, reading, context, parts, disk=disk, available=available, available_what=available_what)
 
 
@@ -283,7 +299,9 @@ def vllm_memory(
     gpu_memory_utilization: float = 0.9,
 ) -> MemoryEstimate:
     """vLLM: on GPUs, MXFP4 weights and a full-context KV cache must fit in the `gpu_memory_utilization`
-    share of `gpu_total`, which vLLM then takes whole; on the CPU, bf16 weights and a fixed KV cache."""
+    share of `gpu_total`, which vLLM then takes whole; on the CPU, bf16 weights, a fixed KV cache, the
+    peak of dequantizing the MXFP4 experts while loading and its two processes (checked against a
+    measurement in docs/real-size.md)."""
     shape = _shape(reading)
     disk = reading.stored.file_bytes if reading.stored else shape.weights_bytes("mxfp4")
     if on_gpu:
@@ -297,6 +315,9 @@ def vllm_memory(
         held = shape.weights_bytes("bf16")
         runtime = "in bf16 through vLLM on the CPU"
         parts = {"weights": held, "kv cache": cpu_kv_cache_bytes, "margin": int(held * OVERHEAD)}
+        if shape.stored_as == "mxfp4":
+            parts["dequantizing while loading"] = _dequantizing_peak(shape)
+        parts["engine processes"] = VLLM_PROCESS_BYTES
     estimate = _estimate(
         runtime, reading, context, parts, disk=disk, available=available, available_what=available_what
     )

@@ -28,7 +28,7 @@ def test_plan_and_doctor(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "transformers/cpu" in out and "echo" in out and 'load("120b") has no backend here' in out
-    # 20b needs about 43 GiB through transformers on the CPU, about 15 GiB as an MXFP4 GGUF.
+    # 20b needs about 45 GiB through transformers on the CPU, about 15 GiB as an MXFP4 GGUF.
     ram = probe().cpu.ram_usable_bytes
     if with_llamacpp and ram and ram > 16 * 1024**3:
         assert 'load("20b") would use llamacpp' in out

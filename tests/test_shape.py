@@ -49,11 +49,11 @@ def test_plan_for_a_neutral_folder_rejects_what_does_not_fit(finetune_20b):
     """The first promise: on a 24 GiB CPU machine, nothing that runs out of memory is picked."""
     the_plan = gh.plan(finetune_20b, _machine(24))
     assert _reasons(the_plan, "vllm") == (
-        "my-finetune needs about 47 GiB in bf16 through vLLM on the CPU with a 8192-token context; this machine "
+        "my-finetune needs about 50 GiB in bf16 through vLLM on the CPU with a 8192-token context; this machine "
         "has 24 GiB of RAM.",
     )
     assert _reasons(the_plan, "transformers/cpu") == (
-        "my-finetune needs about 43 GiB of RAM in bf16 on the CPU (MXFP4 experts are dequantized there) with a "
+        "my-finetune needs about 45 GiB of RAM in bf16 on the CPU (MXFP4 experts are dequantized there) with a "
         "8192-token context; this machine has 24 GiB. Use llama.cpp with a GGUF file, or a GPU.",
     )
     # llama.cpp would fit once the folder is converted to GGUF, and says how; nothing else is picked.

@@ -29,7 +29,7 @@ def test_not_installed_says_how_to_install():
     assert any("pip install 'gptoss-hub[vllm]'" in r for r in reasons)
     on_cpu = VllmBackend().check(recorded, resolve_model("20b"))
     assert on_cpu == [
-        "openai/gpt-oss-20b needs about 47 GiB in bf16 through vLLM on the CPU with a 8192-token context; this "
+        "openai/gpt-oss-20b needs about 50 GiB in bf16 through vLLM on the CPU with a 8192-token context; this "
         "machine has 32 GiB of RAM."
     ]
     assert any("pip install vllm" in r for r in VllmBackend().check(load_fixture("h100"), resolve_model("20b")))

@@ -79,6 +79,7 @@ class TransformersCpuBackend(Backend):
             "experts are dequantized there)",
             available=report.cpu.ram_usable_bytes,
             available_what="this machine has {gib} GiB",
+            dequantizing_peak=True,
         )
 
     def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
