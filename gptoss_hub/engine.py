@@ -227,7 +227,7 @@ class Backend(abc.ABC):
 
     #: Unique name, `family/variant` where a runtime offers several ways (`transformers/cpu`).
     name: ClassVar[str]
-    #: Higher runs first when several backends can run a model (dispatch policy, DESIGN.md section 6).
+    #: Higher runs first when several backends can run a model (the dispatch policy: docs/architecture.md).
     rank: ClassVar[int] = 0
     #: One line for `gptoss-hub plan` and `doctor`.
     description: ClassVar[str] = ""

@@ -18,7 +18,7 @@ def test_version(capsys):
 def test_plan_and_doctor(capsys):
     from gptoss_hub.hardware import probe
 
-    # On a CPU-only machine llama.cpp comes first where it is installed (DESIGN.md section 6).
+    # On a CPU-only machine llama.cpp comes first where it is installed (docs/architecture.md).
     with_llamacpp = "llama_cpp" in probe().runtimes
     assert main(["plan", "tiny"]) == 0
     assert ("-> llamacpp" if with_llamacpp else "-> transformers/cpu") in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """What `gh.load("20b")` and `gh.load("120b")` pick on every recorded machine, and why the others lose.
 
-The table follows DESIGN.md section 6 (Hopper: MXFP4 + FA3; Blackwell: MXFP4; other CUDA and ROCm: bf16;
+The table follows the dispatch policy in docs/architecture.md (Hopper: MXFP4 + FA3; Blackwell: MXFP4; other CUDA and ROCm: bf16;
 Apple and CPU: llama.cpp) refined by memory and by what each recording has installed.
 """
 

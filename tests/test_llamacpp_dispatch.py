@@ -20,7 +20,7 @@ METAL, CUDA, ROCM, CPU = LLAMACPP_BACKENDS
 @pytest.mark.parametrize(
     ("fixture", "model", "chosen"),
     [
-        ("m3-max", "20b", "llamacpp/metal"),  # Apple Metal: llama.cpp first (DESIGN.md section 6)
+        ("m3-max", "20b", "llamacpp/metal"),  # Apple Metal: llama.cpp first (docs/architecture.md)
         ("cpu-only", "20b", "llamacpp/cpu"),  # no GPU: llama.cpp first
         ("rtx-4090", "20b", "llamacpp/cuda"),  # 24 GB with a CUDA build of llama.cpp holds 20b in MXFP4
     ],

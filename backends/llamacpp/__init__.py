@@ -2,7 +2,7 @@
 
 Variants by device: `llamacpp/metal`, `llamacpp/cuda`, `llamacpp/rocm` (every layer on the GPU, when
 llama-cpp-python was built for it: `CMAKE_ARGS="-DGGML_CUDA=on" pip install llama-cpp-python`) and
-`llamacpp/cpu`. The first choice on Apple Metal and on machines without a GPU (DESIGN.md section 6); on CUDA
+`llamacpp/cpu`. The first choice on Apple Metal and on machines without a GPU (docs/architecture.md); on CUDA
 and ROCm below the transformers GPU variants; on the CPU of a machine with a GPU, after every GPU backend.
 `backend="llamacpp"` picks the best variant that can run here. Harmony stays with the hub: llama.cpp receives token ids and returns token ids.
 
@@ -132,7 +132,7 @@ _BUILD_FLAGS = {"metal": "-DGGML_METAL=on", "cuda": "-DGGML_CUDA=on", "rocm": "-
 CPU_WITH_GPU_PENALTY = 30
 
 #: The llama.cpp variants, highest rank first: first choice on Apple Metal and on machines without a GPU
-#: (DESIGN.md section 6), below the transformers GPU variants on CUDA and ROCm.
+#: (docs/architecture.md), below the transformers GPU variants on CUDA and ROCm.
 LLAMACPP_BACKENDS = (
     _variant("metal", 55, "llama.cpp on Apple Metal (unified memory), GGUF with MXFP4 experts"),
     _variant("cuda", 50, "llama.cpp built with CUDA, every layer on the GPUs, GGUF with MXFP4 experts"),

@@ -1,6 +1,6 @@
 """The transformers backend: gpt-oss through Hugging Face transformers.
 
-Variants, by dispatch rank (DESIGN.md section 6):
+Variants, by dispatch rank (docs/architecture.md):
 
 | variant | weights | attention | MoE | where |
 |---|---|---|---|---|

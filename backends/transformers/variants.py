@@ -1,6 +1,6 @@
 """The GPU variants of the transformers backend as data: weights, attention, MoE kernels, GPUs, Hub kernels.
 
-Each variant is one way of calling `from_pretrained` for gpt-oss (DESIGN.md section 6). What a variant needs
+Each variant is one way of calling `from_pretrained` for gpt-oss (docs/architecture.md). What a variant needs
 from the machine is checked in `requirements`, the arguments it passes are built in `pretrained_kwargs`.
 """
 
@@ -58,7 +58,7 @@ class GpuVariant:
     apis: tuple[str, ...]
     #: Oldest NVIDIA compute capability it runs on, where that, not the family, is the rule.
     min_compute_capability: tuple[int, int] | None = None
-    #: Families where it is the first choice; elsewhere it ranks below the bf16 variants (DESIGN.md section 6).
+    #: Families where it is the first choice; elsewhere it ranks below the bf16 variants (docs/architecture.md).
     preferred_families: tuple[str, ...] = ()
 
     @property

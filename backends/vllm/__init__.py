@@ -2,7 +2,7 @@
 
 vLLM runs in this process (its asynchronous engine, fed token ids by the hub), so concurrent requests
 share batches while harmony stays the hub's. It ranks below llama.cpp and the transformers GPU variants
-for a single user and comes first with `serving=True` (DESIGN.md section 6). On a machine without a GPU
+for a single user and comes first with `serving=True` (docs/architecture.md). On a machine without a GPU
 it runs through vLLM's CPU build (`pip install 'gptoss-hub[vllm]'`, x86-64 Linux).
 
 Options (`gh.load(model, backend="vllm", **options)`), see `VllmOptions`: `tensor_parallel_size`,
