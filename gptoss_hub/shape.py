@@ -48,6 +48,8 @@ MXFP4_BYTES_PER_VALUE = 17 / 32
 _RELEASED_NAME = re.compile(r"gpt-oss-(20b|120b)", re.IGNORECASE)
 #: Seconds the Hub has to answer for a repo's config.json before the plan goes on without it.
 HUB_TIMEOUT_S = 5.0
+#: The safetensors format's own limit on a header's size.
+_MAX_SAFETENSORS_HEADER = 100_000_000
 #: A config.json is a few kB; more than this is not one.
 _MAX_CONFIG_BYTES = 1 << 20
 
@@ -203,10 +205,24 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
 
 
 def read_safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file: each tensor's dtype, shape and data offsets (no data read)."""
+    """The JSON header of a safetensors file: each tensor's dtype, shape and data offsets (no data read).
+
+    Raises `ValueError` for a file that is not one (too short, a header length past its end or above the
+    format's 100 MB limit, a header that is not a JSON object): a hostile file cannot make it read or
+    allocate more than that.
+    """
+    size = path.stat().st_size
     with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        return json.loads(handle.read(length))
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ValueError(f"{path.name} is not a safetensors file ({size} bytes)")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > _MAX_SAFETENSORS_HEADER or 8 + length > size:
+            raise ValueError(f"{path.name} is not a safetensors file (a header of {length} bytes in {size})")
+        header = json.loads(handle.read(length))
+    if not isinstance(header, dict):
+        raise ValueError(f"{path.name}'s header is not a JSON object")
+    return header
 
 
 def _is_expert(name: str) -> bool:
@@ -224,13 +240,16 @@ def _stored_safetensors(folder: Path) -> StoredWeights | None:
     by_type: dict[str, int] = {}
     for file in files:
         on_disk += file.stat().st_size
-        for name, entry in read_safetensors_header(file).items():
-            if name == "__metadata__":
-                continue
-            begin, end = entry["data_offsets"]
-            total += end - begin
-            experts += end - begin if _is_expert(name) else 0
-            by_type[entry["dtype"]] = by_type.get(entry["dtype"], 0) + end - begin
+        try:
+            for name, entry in read_safetensors_header(file).items():
+                if name == "__metadata__":
+                    continue
+                begin, end = (int(offset) for offset in entry["data_offsets"])
+                total += end - begin
+                experts += end - begin if _is_expert(name) else 0
+                by_type[str(entry["dtype"])] = by_type.get(str(entry["dtype"]), 0) + end - begin
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{file.name}: {exc}") from None
     return StoredWeights("safetensors", files, total, experts, on_disk, by_type)
 
 
@@ -243,8 +262,12 @@ def _read_config_folder(folder: Path, where: str) -> ShapeReading | None:
         shape = shape_from_config(config)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return ShapeReading(None, f"its config.json ({where}) is not a gpt-oss config: {exc!r}")
-    stored = _stored_safetensors(folder)
     basis = f"config.json ({where})"
+    try:
+        stored = _stored_safetensors(folder)
+    except ValueError as exc:
+        # The config still tells the shape; the weights' exact bytes are then computed from it.
+        return ShapeReading(shape, f"{basis}; its safetensors headers could not be read ({exc})")
     if stored is not None:
         count = len(stored.files)
         basis += f" and {count} safetensors header{'s' if count > 1 else ''}"

@@ -152,3 +152,37 @@ def test_a_config_in_the_hugging_face_cache_is_read_offline(tmp_path, monkeypatc
     reading = read_shape(resolve_model("someorg/renamed"))
     assert reading.shape == shape_from_config(released_config("120b")) and not reading.guessed
     assert "Hugging Face cache" in reading.describe()
+
+
+def test_hostile_or_broken_files_give_reasons_not_crashes(tmp_path):
+    config = released_config("20b")
+    cases = {
+        "not-json": "{ not json",
+        "strings": json.dumps({**config, "num_hidden_layers": "many"}),
+        "a-list": json.dumps([1, 2, 3]),
+    }
+    for name, text in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(text)
+        reading = read_shape(resolve_model(folder))
+        assert reading.shape is None and "is not a gpt-oss config" in reading.basis, name
+        reasons = _reasons(gh.plan(folder, _machine(24)), "transformers/cpu")
+        assert any(r.startswith(f"cannot tell the size of {name}") for r in reasons), name
+    # A safetensors header claiming 2**60 bytes is refused without reading or allocating it; the config
+    # still gives the shape.
+    folder = tmp_path / "huge-header"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes((2**60).to_bytes(8, "little") + b"{}")
+    reading = read_shape(resolve_model(folder))
+    assert reading.shape == shape_from_config(config) and reading.stored is None
+    assert "safetensors headers could not be read (model.safetensors: model.safetensors is not a safetensors file" in (
+        reading.basis
+    )
+    # Entries without offsets are a broken header, not a crash.
+    (folder / "model.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
+    bad = json.dumps({"w": {"dtype": "BF16", "shape": [1]}}).encode()
+    (folder / "other.safetensors").write_bytes(len(bad).to_bytes(8, "little") + bad)
+    os.utime(folder / "config.json")  # readings are cached by the config's modification time
+    assert "could not be read (other.safetensors: 'data_offsets')" in read_shape(resolve_model(folder)).basis
