@@ -50,6 +50,8 @@ class BackendRegistry:
         self._backends: dict[str, Backend] = {}
         self._owners: dict[str, str] = {}
         self._current_plugin = "<direct>"
+        #: The plugins that could not be used while this registry was built (see `plugin_errors()`).
+        self.failures: list[PluginFailure] = []
 
     def add(self, backend: type[Backend] | Backend) -> None:
         """Register a `Backend` subclass (or instance). Names must be unique across plugins."""
@@ -78,13 +80,19 @@ class BackendRegistry:
         return sorted(self._backends.values(), key=lambda b: (-b.rank, b.name))
 
     def get(self, name: str) -> Backend:
-        """The backend called `name`; raises `BackendUnavailableError` listing the known ones."""
+        """The backend called `name`; raises `BackendUnavailableError` listing the known ones, and the
+        plugins that failed to load (one of them may be the one that provides it)."""
         try:
             return self._backends[name]
         except KeyError:
+            failed = [f for f in self.failures if f.stage in ("import", "register")]
+            if failed:
+                broken = "; ".join(f"{f.plugin!r} failed to {f.stage}: {f.error}" for f in failed)
+                hint = f"Installed plugins that failed to load: {broken}. See `gptoss-hub doctor`."
+            else:
+                hint = "Backends come from extras (`pip install 'gptoss-hub[vllm]'`) or plugin packages."
             raise BackendUnavailableError(
-                f"No backend named {name!r}. Installed backends: {', '.join(self.names()) or 'none'}. "
-                "Backends come from extras (`pip install 'gptoss-hub[vllm]'`) or plugin packages."
+                f"No backend named {name!r}. Installed backends: {', '.join(self.names()) or 'none'}. {hint}"
             ) from None
 
     def owner(self, name: str) -> str:
@@ -110,7 +118,7 @@ class _Plugins:
     def _fail(self, plugin: str, stage: str, exc: BaseException) -> None:
         if os.environ.get("GPTOSS_HUB_STRICT_PLUGINS", "") not in ("", "0"):
             raise PluginError(f"Plugin {plugin!r} failed to {stage}: {exc}") from exc
-        self.failures.append(PluginFailure(plugin, stage, f"{type(exc).__name__}: {exc}"))
+        self.failures.append(PluginFailure(plugin, stage, f"{type(exc).__name__}: {exc}{_where(exc)}"))
         _log.warning("gptoss_hub plugin %r failed to %s and is skipped: %s", plugin, stage, exc)
 
     def _build(self) -> BackendRegistry:
@@ -120,7 +128,9 @@ class _Plugins:
             if manager.has_plugin(entry_point.name):
                 continue  # the same distribution seen twice on sys.path
             try:
-                manager.register(entry_point.load(), name=entry_point.name)
+                plugin = entry_point.load()
+                _check_hook_names(plugin)
+                manager.register(plugin, name=entry_point.name)
             except Exception as exc:
                 self._fail(entry_point.name, "import", exc)
         registry = BackendRegistry()
@@ -128,13 +138,50 @@ class _Plugins:
         # exception) so one broken plugin cannot hide the backends of the others.
         for implementation in manager.hook.gptoss_hub_register_backends.get_hookimpls():
             registry._current_plugin = implementation.plugin_name
+            before = len(registry.names())
             try:
                 implementation.function(registry=registry)
+                if len(registry.names()) == before:
+                    raise PluginError("its gptoss_hub_register_backends hook registered no backend")
             except Exception as exc:
                 self._fail(implementation.plugin_name, "register", exc)
         registry._current_plugin = "<direct>"
+        registry.failures = self.failures
         self.manager = manager
         return registry
+
+
+#: The hooks a plugin may implement (`gptoss_hub.hookspecs`).
+_HOOK_NAMES = ("gptoss_hub_register_backends", "gptoss_hub_rank_candidate")
+
+
+def _check_hook_names(plugin: object) -> None:
+    """Raise `PluginError` for what pluggy would silently ignore: a hook implementation whose name matches no
+    hook (a misspelling), a hook-named function without `@hookimpl`, or no hook implementation at all."""
+    implemented = []
+    for attribute in dir(plugin):
+        if not attribute.startswith("gptoss_hub_"):
+            continue
+        marked = hasattr(getattr(plugin, attribute, None), "gptoss_hub_impl")
+        if attribute not in _HOOK_NAMES:
+            if marked or callable(getattr(plugin, attribute, None)):
+                raise PluginError(f"{attribute} matches no hook; the hooks are {', '.join(_HOOK_NAMES)}")
+        elif not marked:
+            raise PluginError(f"{attribute} lacks @gptoss_hub.hookimpl, so it would never be called")
+        else:
+            implemented.append(attribute)
+    if not implemented:
+        raise PluginError(f"it implements none of the hooks ({', '.join(_HOOK_NAMES)}) with @gptoss_hub.hookimpl")
+
+
+def _where(exc: BaseException) -> str:
+    """ " (at file:line)" for the innermost frame of a plugin's error, so its author can go straight there."""
+    traceback = exc.__traceback__
+    if traceback is None or isinstance(exc, PluginError):  # the hub's own finding: its message says it all
+        return ""
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return f" (at {traceback.tb_frame.f_code.co_filename}:{traceback.tb_lineno})"
 
 
 _PLUGINS = _Plugins()

@@ -2,6 +2,7 @@ import importlib.metadata
 
 import pytest
 
+import gptoss_hub as gh
 from gptoss_hub import plugins
 from gptoss_hub.engine import Backend
 from gptoss_hub.errors import BackendUnavailableError, PluginError
@@ -118,3 +119,57 @@ def test_a_ranking_plugin_changes_the_choice(fresh_plugins, monkeypatch):
     assert "+2000: plugin policy" in the_plan.chosen.adjustments
     failures = plugins.plugin_errors()
     assert [(f.plugin, f.stage) for f in failures] == [("bad", "rank")] * len(failures) and failures
+
+
+class _Misspelled:
+    @plugins.hookimpl
+    def gptoss_hub_register_backend(self, registry):  # one letter short
+        raise AssertionError("never called")
+
+
+class _Unmarked:
+    def gptoss_hub_register_backends(self, registry):  # no @hookimpl
+        raise AssertionError("never called")
+
+
+class _Empty:
+    @plugins.hookimpl
+    def gptoss_hub_register_backends(self, registry):
+        pass
+
+
+def _import_a_missing_module():
+    import gptoss_hub_no_such_dependency  # noqa: F401  (the plugin's own import, failing)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "stage", "message"),
+    [
+        (
+            _Misspelled,
+            "import",
+            "gptoss_hub_register_backend matches no hook; the hooks are gptoss_hub_register_backends, "
+            "gptoss_hub_rank_candidate",
+        ),
+        (_Unmarked, "import", "gptoss_hub_register_backends lacks @gptoss_hub.hookimpl, so it would never be called"),
+        (_Empty, "register", "its gptoss_hub_register_backends hook registered no backend"),
+    ],
+)
+def test_what_pluggy_would_ignore_silently_is_reported(fresh_plugins, monkeypatch, plugin, stage, message):
+    _with_extra_entry_points(monkeypatch, [_EP("mine", plugin)])  # an instance of the class, as a module is
+    registry = plugins.backend_registry()
+    assert "transformers/cpu" in registry.names()
+    (failure,) = [f for f in plugins.plugin_errors() if f.plugin == "mine"]
+    assert failure.stage == stage and failure.error == f"PluginError: {message}"
+
+
+def test_asking_for_a_backend_whose_plugin_failed_names_the_plugin_and_where(fresh_plugins, monkeypatch):
+    _with_extra_entry_points(monkeypatch, [_EP("mine", _import_a_missing_module)])
+    with pytest.raises(BackendUnavailableError) as error:
+        gh.plan("tiny", backend="mine")
+    message = str(error.value)
+    assert message.startswith("No backend named 'mine'. Installed backends: ")
+    assert "Installed plugins that failed to load: 'mine' failed to import: ModuleNotFoundError: No module named " in (
+        message
+    )
+    assert f"(at {__file__}:" in message and message.endswith("See `gptoss-hub doctor`.")
