@@ -105,6 +105,10 @@ class _Turn:
         self.first_token_at: float | None = None
         self.finish_reason: str | None = None
         self.steer_needed = False
+        #: Set when the turn is over whatever the engine does next: a stop id or `max_tokens` was reached.
+        #: The hub enforces both itself, so an engine that overruns them cannot lengthen a reply.
+        self.ended = False
+        self.stop_ids = frozenset(request.stop_token_ids)
 
     def feed(self, chunk: GenerationChunk) -> list[StreamEvent]:
         if chunk.token_ids and self.first_token_at is None:
@@ -113,13 +117,20 @@ class _Turn:
             self.finish_reason = chunk.finish_reason
         events: list[StreamEvent] = []
         forcing = self.choice.forces_a_call
+        budget = self.request.max_tokens
         for token_id in chunk.token_ids:
+            if budget is not None and len(self.parser.token_ids) >= budget:
+                self.finish_reason, self.ended = "length", True
+                return events
             produced = self.parser.feed(token_id)
             if forcing and (header := self.parser.message_header()) and not self.choice.accepts(*header):
                 # The events of the refused header (a wrong call's start) never reach the caller.
                 self.steer_needed = True
                 return events
             events.extend(produced)
+            if token_id in self.stop_ids:
+                self.finish_reason, self.ended = "stop", True
+                return events
         return events
 
     def steer(self) -> tuple[list[StreamEvent], GenerationRequest | None]:
@@ -163,6 +174,7 @@ class _Turn:
                 "stop_token_ids": [*self.request.stop_token_ids, *stop_after_call_ids()],
             }
         )
+        self.stop_ids = frozenset(follow_up.stop_token_ids)
         return events, follow_up
 
     def finish(self) -> list[StreamEvent]:
@@ -292,7 +304,7 @@ class Model:
             try:
                 for chunk in generation:
                     yield from turn.feed(chunk)
-                    if turn.steer_needed:
+                    if turn.steer_needed or turn.ended:
                         break
             finally:
                 # Stops the engine's work on a refused message (and frees the engine for the next request).
@@ -334,7 +346,7 @@ class Model:
                 async for chunk in generation:
                     for event in turn.feed(chunk):
                         yield event
-                    if turn.steer_needed:
+                    if turn.steer_needed or turn.ended:
                         break
             finally:
                 aclose = getattr(generation, "aclose", None)

@@ -89,7 +89,8 @@ class HangsOnShortBudgets(Wrapper):
 def _suite(engine_class: type[Engine]) -> type[ConformanceSuite]:
     class Suite(ConformanceSuite):
         @pytest.fixture(scope="class")
-        def gptoss_engine(self) -> Engine:
+        @classmethod
+        def gptoss_engine(cls) -> Engine:
             return engine_class()
 
     return Suite

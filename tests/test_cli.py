@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -141,3 +142,17 @@ def test_serve_options_are_read_as_json_or_text():
     }
     with pytest.raises(InvalidRequestError, match="KEY=VALUE"):
         backend_options(["dtype"])
+
+
+def test_conformance_runs_only_the_checks_asked_for(tmp_path):
+    report = tmp_path / "one.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "echo", "-k", "greedy_ids"]
+        + ["--report", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(report.with_suffix(".json").read_text())["rows"]
+    assert rows == {"echo": {"greedy_ids_match_reference": {"outcome": "pass", "message": ""}}}

@@ -186,3 +186,18 @@ def test_run_awaits_async_tools_and_reports_unknown_tools_to_the_model():
     assert json.loads(tool_messages[0]["content"]) == {"key": "k", "value": 42}
     assert "unknown tool" in json.loads(tool_messages[1]["content"])["error"]
     assert reply.transcript[-1] == reply.message
+
+
+def test_the_hub_enforces_max_tokens_and_stop_ids_whatever_the_engine_does():
+    """ScriptedEngine ignores both: it yields its whole completion in one chunk."""
+    overrun = "<|channel|>final<|message|>one two three four five six seven eight<|return|>"
+    model, _ = _scripted_model(overrun)
+    reply = model.chat([{"role": "user", "content": "Count."}], max_tokens=5)
+    assert len(reply.token_ids) == 5 and reply.finish_reason == "length"
+    assert reply.usage.completion_tokens == 5
+    past_stop = "<|channel|>final<|message|>Done.<|return|><|start|>assistant<|channel|>final<|message|>junk<|return|>"
+    model, _ = _scripted_model(past_stop)
+    events = list(model.stream([{"role": "user", "content": "Stop."}]))
+    reply = events[-1].reply
+    assert reply.content == "Done." and reply.finish_reason == "stop"
+    assert reply.token_ids[-1] == 200002 and "junk" not in harmony_encoding().decode(reply.token_ids)

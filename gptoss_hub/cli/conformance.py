@@ -23,6 +23,9 @@ def add_conformance_parser(subparsers: Any) -> None:
     parser.add_argument("--model", default="tiny", help="checkpoint to check on (default: the tiny reference)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one check may take (default 600)")
     parser.add_argument(
+        "-k", dest="keyword", default=None, help="run only the checks matching this pytest -k expression"
+    )
+    parser.add_argument(
         "--report",
         type=Path,
         default=Path("conformance.md"),
@@ -54,6 +57,7 @@ def run_conformance(args: argparse.Namespace, console: Console) -> int:
                 f"--gptoss-model={args.model}",
                 f"--gptoss-timeout={args.timeout}",
                 f"--gptoss-report={results_path}",
+                *(["-k", args.keyword] if args.keyword else []),
             ]
         )
         if not results_path.exists():

@@ -12,7 +12,8 @@ one with `--gptoss-backend`)::
 
     class TestMyBackend(ConformanceSuite):
         @pytest.fixture(scope="class")
-        def gptoss_engine(self):
+        @classmethod
+        def gptoss_engine(cls):
             return MyBackend().load(resolve_model("tiny"), probe())
 
 Each check's failure message names the first differing token. Checks of an optional capability skip,

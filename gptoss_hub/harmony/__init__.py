@@ -3,6 +3,7 @@
 Every backend sees prompts rendered here and every reply is parsed here, so all backends agree.
 """
 
+from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.harmony.parse import ReplyParser, parse
 from gptoss_hub.harmony.render import (
     REASONING_EFFORTS,
@@ -22,6 +23,7 @@ __all__ = [
     "TrainingSample",
     "build_conversation",
     "drop_completed_reasoning",
+    "harmony_encoding",
     "parse",
     "render",
     "render_text",

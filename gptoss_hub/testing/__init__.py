@@ -7,6 +7,9 @@
 - `corpus_examples()`: that corpus, as requests and exact completion ids, for tests and backends.
 - `mxfp4_checkpoint_path(name)`: the checkpoint with MXFP4 experts in the real checkpoints' layout, and
   `dequantized_twin_path(name)`: the same values dequantized by `gptoss_hub.convert.mxfp4`.
+- `gguf_path(name, outtype)`: the checkpoint converted to GGUF for llama.cpp (needs `gguf`).
+- `gptoss_hub.testing.shaped` and `gptoss_hub.testing.sparse`: random weights, or headers over holes, with
+  the released 20b/120b shapes and layout.
 
 Checkpoints are built on first use (about a minute on a laptop CPU) and cached under
 `<cache>/checkpoints/`; `python -m gptoss_hub.testing build` builds them ahead of time. Importing this
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from gptoss_hub.testing.checkpoints import CHECKPOINT_NAMES, CHECKPOINT_VERSION, checkpoint_path
 from gptoss_hub.testing.corpus import CorpusExample, corpus_examples, demo_examples
+from gptoss_hub.testing.gguf_exports import gguf_path
 from gptoss_hub.testing.mxfp4_exports import dequantized_twin_path, mxfp4_checkpoint_path
 
 __all__ = [
@@ -27,5 +31,6 @@ __all__ = [
     "corpus_examples",
     "demo_examples",
     "dequantized_twin_path",
+    "gguf_path",
     "mxfp4_checkpoint_path",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from gptoss_hub import Backend, Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest, hookimpl
-from gptoss_hub.encoding import harmony_encoding
+from gptoss_hub.harmony import harmony_encoding
 
 _corpus_lock = threading.Lock()
 
