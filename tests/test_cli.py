@@ -146,9 +146,9 @@ def test_serve_options_are_read_as_json_or_text():
 
 def test_conformance_runs_only_the_checks_asked_for(tmp_path):
     report = tmp_path / "one.md"
+    command = [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "echo", "-k", "greedy_ids"]
     done = subprocess.run(
-        [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "echo", "-k", "greedy_ids"]
-        + ["--report", str(report)],
+        [*command, "--report", str(report)],
         capture_output=True,
         text=True,
         timeout=600,
