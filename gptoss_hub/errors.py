@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
+    "CheckpointError",
     "ContextLengthError",
     "GptOssHubError",
     "HarmonyParseError",
@@ -75,8 +76,14 @@ class ToolSchemaError(ToolError):
         self.field = field
 
 
+class CheckpointError(GptOssHubError):
+    """A checkpoint's files are not what gpt-oss or their format needs: unexpected or missing tensors,
+    unsupported dtypes, sizes that do not add up, a config of another model, an unusable tokenizer."""
+
+
 class HarmonyParseError(GptOssHubError):
-    """The model's output is not valid harmony.
+    """The model's output is not valid harmony (raised by `Reply.raise_for_error()`; a reply otherwise
+    carries the problem in `Reply.error` and is returned, never raised).
 
     The reply parsed so far is kept in `partial` (a `Reply`, with `finish_reason="error"`) and the raw
     completion ids in `token_ids`, so nothing the model produced is lost.

@@ -93,6 +93,18 @@ class Reply(BaseModel):
     #: tool results, ending with this reply's `message`), ready to extend the conversation with.
     transcript: list[dict[str, Any]] = Field(default_factory=list)
 
+    def raise_for_error(self) -> Reply:
+        """This reply, or `HarmonyParseError` when the model's output broke harmony (`error` is set): for
+        callers who would rather stop than check `reply.error`. The error keeps this reply in `partial`
+        and the raw ids in `token_ids`."""
+        if self.error is None:
+            return self
+        from gptoss_hub.errors import HarmonyParseError
+
+        raise HarmonyParseError(
+            f"{self.error.code}: {self.error.message}", partial=self, token_ids=list(self.token_ids)
+        )
+
     @property
     def message(self) -> dict[str, Any]:
         """The reply as an OpenAI assistant message, ready to append to `messages`."""

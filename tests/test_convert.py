@@ -14,7 +14,7 @@ from gguf import GGMLQuantizationType, GGUFReader  # noqa: E402
 from gguf.quants import dequantize  # noqa: E402
 
 from gptoss_hub.convert import mxfp4  # noqa: E402
-from gptoss_hub.errors import InvalidRequestError, ModelNotFoundError  # noqa: E402
+from gptoss_hub.errors import CheckpointError, InvalidRequestError, ModelNotFoundError  # noqa: E402
 
 RNG = np.random.default_rng(7)
 
@@ -174,7 +174,7 @@ def test_bad_sources_and_outtypes_are_typed_errors(tmp_path):
     with pytest.raises(ModelNotFoundError, match=r"no config\.json"):
         convert_checkpoint(tmp_path, tmp_path / "x.gguf")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(ModelNotFoundError, match="not gpt_oss"):
+    with pytest.raises(CheckpointError, match="not gpt_oss"):
         convert_checkpoint(tmp_path, tmp_path / "x.gguf")
     with pytest.raises(InvalidRequestError, match="outtype must be one of"):
         convert_checkpoint(tmp_path, tmp_path / "x.gguf", "q4")  # type: ignore[arg-type]
@@ -200,6 +200,6 @@ def test_a_failed_conversion_leaves_no_file(tmp_path):
     folder = tmp_path / "no-tokenizer"
     shutil.copytree(checkpoint_path("tiny-random"), folder)
     (folder / "tokenizer.json").unlink()
-    with pytest.raises(ModelNotFoundError, match="no usable tokenizer"):
+    with pytest.raises(CheckpointError, match="no usable tokenizer"):
         convert_checkpoint(folder, tmp_path / "out.gguf", "f32")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no-tokenizer"]

@@ -201,3 +201,19 @@ def test_the_hub_enforces_max_tokens_and_stop_ids_whatever_the_engine_does():
     reply = events[-1].reply
     assert reply.content == "Done." and reply.finish_reason == "stop"
     assert reply.token_ids[-1] == 200002 and "junk" not in harmony_encoding().decode(reply.token_ids)
+
+
+def test_raise_for_error_keeps_the_partial_reply_and_the_ids():
+    from gptoss_hub.errors import HarmonyParseError
+
+    model, _ = _scripted_model("<|channel|>final<|message|>All good.<|return|>")
+    reply = model.chat([{"role": "user", "content": "Hi"}])
+    assert reply.raise_for_error() is reply
+    broken = "<|channel|>final<|message|>Half an answer"  # stops mid-message: no <|return|>
+    model, _ = _scripted_model(broken)
+    reply = model.chat([{"role": "user", "content": "Hi"}])
+    assert reply.error is not None
+    with pytest.raises(HarmonyParseError) as error:
+        reply.raise_for_error()
+    assert error.value.partial is reply and error.value.token_ids == reply.token_ids
+    assert str(error.value).startswith(f"{reply.error.code}: ")

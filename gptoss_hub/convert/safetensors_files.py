@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gptoss_hub.errors import ModelNotFoundError
+from gptoss_hub.errors import CheckpointError, ModelNotFoundError
 
 __all__ = ["CheckpointTensors"]
 
@@ -48,7 +48,7 @@ class CheckpointTensors:
                 if name == "__metadata__":
                     continue
                 if entry["dtype"] not in _DTYPES:
-                    raise ModelNotFoundError(f"{file.name}: tensor {name} has unsupported dtype {entry['dtype']}.")
+                    raise CheckpointError(f"{file.name}: tensor {name} has unsupported dtype {entry['dtype']}.")
                 begin, end = entry["data_offsets"]
                 self._where[name] = (file, entry["dtype"], entry["shape"], start + begin, start + end)
 
@@ -69,7 +69,7 @@ class CheckpointTensors:
         count = int(np.prod(shape)) if shape else 1
         data = np.memmap(file, dtype=_DTYPES[dtype], mode="r", offset=begin, shape=(count,))
         if data.nbytes != end - begin:
-            raise ModelNotFoundError(f"{file.name}: tensor {name} has {end - begin} bytes, expected {data.nbytes}.")
+            raise CheckpointError(f"{file.name}: tensor {name} has {end - begin} bytes, expected {data.nbytes}.")
         return data.reshape(shape)
 
     def dtype(self, name: str) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from gptoss_hub.convert import OUTTYPES, OutType, mxfp4
 from gptoss_hub.convert.safetensors_files import CheckpointTensors
-from gptoss_hub.errors import InvalidRequestError, ModelNotFoundError
+from gptoss_hub.errors import CheckpointError, InvalidRequestError, ModelNotFoundError
 
 __all__ = ["convert_checkpoint"]
 
@@ -72,7 +72,7 @@ class _Plan:
     def gguf_name(self, hf_name: str) -> str:
         name = self.names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
-            raise ModelNotFoundError(f"{hf_name} has no GGUF name for gpt-oss: is this a gpt-oss checkpoint?")
+            raise CheckpointError(f"{hf_name} has no GGUF name for gpt-oss: is this a gpt-oss checkpoint?")
         return name
 
     def add_float(
@@ -120,7 +120,7 @@ class _Plan:
             handled |= self._experts(layer)
         unknown = sorted(set(t.names()) - handled)
         if unknown:
-            raise ModelNotFoundError(f"Unexpected tensors for gpt-oss: {', '.join(unknown[:5])}.")
+            raise CheckpointError(f"Unexpected tensors for gpt-oss: {', '.join(unknown[:5])}.")
 
     def _experts(self, layer: int) -> set[str]:
         t = self.tensors
@@ -155,7 +155,7 @@ class _Plan:
                 experts, columns, rows = t.shape(base)
                 shape = (experts, rows, columns)
             else:
-                raise ModelNotFoundError(f"{base} is missing (neither bf16 nor MXFP4 *_blocks/*_scales).")
+                raise CheckpointError(f"{base} is missing (neither bf16 nor MXFP4 *_blocks/*_scales).")
             bias = base + "_bias"
             used.add(bias)
             if projection == "down_proj":
@@ -202,7 +202,7 @@ def _add_hyperparameters(writer: Any, config: dict[str, Any], name: str, outtype
     writer.add_sliding_window(config["sliding_window"])
     rope_type = rope.get("rope_type", rope.get("type"))
     if rope_type != "yarn":
-        raise ModelNotFoundError(f"gpt-oss uses yarn rope scaling; this config has {rope_type!r}.")
+        raise CheckpointError(f"gpt-oss uses yarn rope scaling; this config has {rope_type!r}.")
     writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
     writer.add_rope_scaling_factor(float(rope["factor"]))
     writer.add_rope_scaling_orig_ctx_len(int(rope.get("original_max_position_embeddings", 4096)))
@@ -221,7 +221,7 @@ def _add_tokenizer(writer: Any, folder: Path) -> None:
     try:
         vocab = BpeVocab(folder)
     except (FileNotFoundError, ValueError) as exc:
-        raise ModelNotFoundError(f"{folder} has no usable tokenizer.json for a BPE vocabulary: {exc}") from exc
+        raise CheckpointError(f"{folder} has no usable tokenizer.json for a BPE vocabulary: {exc}") from exc
     tokens, types = [], []
     for text, _score, token_type in vocab.all_tokens():
         tokens.append(text)
@@ -232,11 +232,11 @@ def _add_tokenizer(writer: Any, folder: Path) -> None:
     writer.add_token_types(types)
     special = SpecialVocab(folder, load_merges=True, n_vocab=len(tokens))
     if not special.merges:
-        raise ModelNotFoundError(f"{folder}/tokenizer.json has no BPE merges.")
+        raise CheckpointError(f"{folder}/tokenizer.json has no BPE merges.")
     # The checkpoints' eos is <|return|>; set it explicitly in case tokenizer_config.json omits it.
     lookup = {text: index for index, text in enumerate(tokens)}
     if _RETURN.encode() not in lookup:
-        raise ModelNotFoundError(f"{folder}/tokenizer.json has no {_RETURN} token; this is not o200k_harmony.")
+        raise CheckpointError(f"{folder}/tokenizer.json has no {_RETURN} token; this is not o200k_harmony.")
     special.special_token_ids["eos"] = lookup[_RETURN.encode()]
     special.add_to_gguf(writer, quiet=True)
     writer.add_add_bos_token(False)
@@ -277,7 +277,7 @@ def convert_checkpoint(
         raise ModelNotFoundError(f"{folder} has no config.json; pass a Hugging Face gpt-oss checkpoint folder.")
     config = json.loads(config_file.read_text())
     if config.get("model_type") != "gpt_oss":
-        raise ModelNotFoundError(f"{folder} holds a {config.get('model_type')!r} model, not gpt_oss.")
+        raise CheckpointError(f"{folder} holds a {config.get('model_type')!r} model, not gpt_oss.")
     plan = _Plan(CheckpointTensors(folder), config, outtype)
     plan.build()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +295,7 @@ def convert_checkpoint(
         for done, item in enumerate(plan.items, start=1):
             data = item.produce()
             if data.nbytes != item.nbytes:
-                raise ModelNotFoundError(f"{item.name}: produced {data.nbytes} bytes, expected {item.nbytes}.")
+                raise CheckpointError(f"{item.name}: produced {data.nbytes} bytes, expected {item.nbytes}.")
             writer.write_tensor_data(data)
             if progress:
                 progress(item.name, done, len(plan.items))
