@@ -395,6 +395,9 @@ def _from_hub(repo_id: str, revision: str | None) -> ShapeReading | None:
     cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     if isinstance(cached, str):
         return _read_config_folder(Path(cached).parent, f"of {repo_id} in the Hugging Face cache")
+    cached_gguf = _cached_gguf_file(repo_id, revision)
+    if cached_gguf is not None:
+        return _cached_gguf(_file_key(cached_gguf))
     if _offline():
         return None
     try:
@@ -419,6 +422,23 @@ def _from_hub(repo_id: str, revision: str | None) -> ShapeReading | None:
             by_type[info.dtype] = by_type.get(info.dtype, 0) + end - begin
     stored = StoredWeights("safetensors", (), total, experts, total, by_type)
     return ShapeReading(shape, f"config.json and safetensors headers of {repo_id} on the Hub", stored=stored)
+
+
+def _cached_gguf_file(repo_id: str, revision: str | None) -> Path | None:
+    """A GGUF repo's file in the local Hugging Face cache (the MXFP4 one where there are several; the first
+    part of a split file), or `None` when none is cached."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=["*.gguf"], local_files_only=True))
+    except Exception:  # not cached (or no such repo): the other ways to tell remain
+        return None
+    files = sorted(
+        path for path in folder.rglob("*.gguf") if not re.search(r"-0000[2-9]-of-|-000[1-9]\d-of-", path.name)
+    )
+    if not files:
+        return None
+    return next((path for path in files if "mxfp4" in path.name.lower()), files[0])
 
 
 def _fetch_config(repo_id: str, revision: str | None) -> dict[str, Any]:

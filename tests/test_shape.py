@@ -186,3 +186,18 @@ def test_hostile_or_broken_files_give_reasons_not_crashes(tmp_path):
     (folder / "other.safetensors").write_bytes(len(bad).to_bytes(8, "little") + bad)
     os.utime(folder / "config.json")  # readings are cached by the config's modification time
     assert "could not be read (other.safetensors: 'data_offsets')" in read_shape(resolve_model(folder)).basis
+
+
+def test_a_gguf_repo_in_the_hugging_face_cache_is_read_offline(tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    repo = cache / "models--someorg--quantized"
+    snapshot = repo / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    write_sparse_gguf(released_config("120b"), snapshot / "model-mxfp4.gguf")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    reading = read_shape(resolve_model("someorg/quantized"))
+    assert reading.shape == shape_from_config(released_config("120b")) and not reading.guessed
+    assert reading.describe() == "from the GGUF metadata of model-mxfp4.gguf"
