@@ -11,6 +11,17 @@ from types import SimpleNamespace
 import pytest
 
 
+#: Fixtures that build (on a fresh machine) or load the trained tiny checkpoint on a real runtime: a test using
+#: one is slow whatever its own marks say, so `pytest -m "not slow"` never trains or loads a model for it.
+CHECKPOINT_FIXTURES = frozenset({"tiny_model", "llamacpp_model", "hub_server"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if CHECKPOINT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """The trained tiny-harmony checkpoint on the transformers CPU backend."""

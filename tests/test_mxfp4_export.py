@@ -42,6 +42,7 @@ def test_paths_are_named_by_the_checkpoint_version(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # trains tiny-harmony on a fresh machine
 def test_export_has_the_real_checkpoints_layout():
     source, export = checkpoint_path(), mxfp4_checkpoint_path()
     original, tensors = _tensors(source), _tensors(export)
@@ -78,6 +79,7 @@ def test_export_has_the_real_checkpoints_layout():
     assert "quantization_config" not in json.loads((dequantized_twin_path() / "config.json").read_text())
 
 
+@pytest.mark.slow  # trains tiny-harmony on a fresh machine
 def test_blocks_hold_the_transposed_weights_and_the_twin_their_values():
     """Independently of transformers: the blocks dequantize to the original `[experts, out, in]` weights
     (within MXFP4's error), and the twin holds exactly those values in transformers' `[experts, in, out]`."""
@@ -104,6 +106,7 @@ def test_blocks_hold_the_transposed_weights_and_the_twin_their_values():
             assert torch.equal(twin[name], values.transpose(1, 2)), name
 
 
+@pytest.mark.slow  # trains tiny-harmony on a fresh machine
 def test_info_says_mxfp4(loaded):
     mxfp4, twin = loaded
     assert mxfp4.info.backend == twin.info.backend == "transformers/cpu"
@@ -111,6 +114,7 @@ def test_info_says_mxfp4(loaded):
     assert twin.info.quantization is None
 
 
+@pytest.mark.slow  # trains tiny-harmony on a fresh machine
 def test_transformers_dequantizes_to_exactly_the_twins_weights(loaded):
     mxfp4, twin = (m._engine.model.state_dict() for m in loaded)
     assert set(mxfp4) == set(twin)
@@ -140,6 +144,7 @@ def _sample(examples, per_group: int = 2):
     return [e for group in picked.values() for e in group]
 
 
+@pytest.mark.slow  # trains tiny-harmony on a fresh machine
 def test_greedy_ids_equal_the_twins(loaded):
     """Greedy decoding through the KV cache, as `Model.chat` runs it, on corpus prompts of every kind."""
     mxfp4, twin = loaded
@@ -189,6 +194,7 @@ def test_the_whole_corpus_decodes_the_same(loaded):
     assert not missed, f"{len(missed)}/{len(examples)} corpus turns lost to MXFP4: {missed[:3]}"
 
 
+@pytest.mark.slow  # trains tiny-harmony on a fresh machine
 @pytest.mark.parametrize(("dtype", "expected"), [("bfloat16", torch.bfloat16), ("auto", torch.float32)])
 def test_the_two_loads_are_the_same_model(dtype, expected):
     """In bfloat16 and in the checkpoint's own float32, the expert matmuls run in the same dtype on both sides,
