@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 
-
 #: Fixtures that build (on a fresh machine) or load the trained tiny checkpoint on a real runtime: a test using
 #: one is slow whatever its own marks say, so `pytest -m "not slow"` never trains or loads a model for it.
 CHECKPOINT_FIXTURES = frozenset({"tiny_model", "llamacpp_model", "hub_server"})
