@@ -12,10 +12,7 @@ import contextlib
 import datetime as _dt
 import itertools
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import Any
 
 from gptoss_hub.errors import GptOssHubError, ModelNotFoundError
 from gptoss_hub.paths import cache_dir
+from gptoss_hub.testing.staging import file_lock, staged_folder
 
 __all__ = [
     "CHECKPOINT_NAMES",
@@ -68,22 +66,6 @@ def checkpoint_path(name: str = "tiny-harmony", *, build: bool = True) -> Path:
 
 
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` where the platform has one (the atomic rename covers the rest)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: concurrent builders may both train, and the first rename wins
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
 def _single_thread() -> Iterator[None]:
     # The tensors are tiny: thread start-up and contention cost far more than they save, and one thread
     # keeps the float arithmetic, hence the weights, the same from run to run.
@@ -101,23 +83,17 @@ def build_checkpoint(name: str, *, force: bool = False, progress: Callable[[str]
     """Build checkpoint `name` into the cache (again if `force`) and return its folder."""
     target = checkpoint_path(name, build=False)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if (target / "model.safetensors").is_file() and not force:
             return target
         started = time.monotonic()
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with staged_folder(target) as staging:
             with _single_thread():
                 if name == "tiny-random":
                     _build_random(staging, progress)
                 else:
                     _build_harmony(staging, progress)
             _write_readme(staging, name)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         progress(f"{name}: built in {time.monotonic() - started:.1f}s at {target}")
     return target
 

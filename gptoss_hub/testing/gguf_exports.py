@@ -20,7 +20,8 @@ GGUF_OUTTYPES = ("f32", "mxfp4")
 
 def gguf_path(name: str = "tiny-harmony", outtype: str = "f32", *, build: bool = True) -> Path:
     """The GGUF file of reference checkpoint `name` in `outtype` ("f32" or "mxfp4"), made first if missing."""
-    from gptoss_hub.testing.checkpoints import _lock, checkpoint_path
+    from gptoss_hub.testing.checkpoints import checkpoint_path
+    from gptoss_hub.testing.staging import file_lock
 
     if outtype not in GGUF_OUTTYPES:
         raise InvalidRequestError(f"Reference GGUF exports come in {', '.join(GGUF_OUTTYPES)}, not {outtype!r}.")
@@ -28,7 +29,7 @@ def gguf_path(name: str = "tiny-harmony", outtype: str = "f32", *, build: bool =
     target = folder.with_name(f"{folder.name}-{outtype}.gguf")
     if target.is_file() or not build:
         return target
-    with _lock(folder.parent / f".{target.name}.lock"):
+    with file_lock(folder.parent / f".{target.name}.lock"):
         if target.is_file():
             return target
         from gptoss_hub.convert import convert_checkpoint

@@ -17,10 +17,8 @@ renames it into place under a lock, as the checkpoints' own builds do.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,24 +68,19 @@ def dequantized_twin_path(name: str = "tiny-harmony", *, build: bool = True) -> 
 
 
 def _export(name: str, suffix: str, write: Callable[[Path, Path], None], *, build: bool) -> Path:
-    from gptoss_hub.testing.checkpoints import _lock, checkpoint_path
+    from gptoss_hub.testing.checkpoints import checkpoint_path
+    from gptoss_hub.testing.staging import file_lock, staged_folder
 
     source = checkpoint_path(name, build=build)
     target = source.with_name(f"{source.name}-{suffix}")
     if (target / _WEIGHTS).is_file() or not build:
         return target
-    with _lock(source.parent / f".{target.name}.lock"):
+    with file_lock(source.parent / f".{target.name}.lock"):
         if (target / _WEIGHTS).is_file():
             return target
         started = time.monotonic()
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=source.parent))
-        try:
+        with staged_folder(target) as staging:
             write(source, staging)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         _progress(f"{target.name}: exported in {time.monotonic() - started:.1f}s")
     return target
 

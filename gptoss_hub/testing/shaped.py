@@ -25,7 +25,6 @@ Needs numpy and, for the tokenizer files, the `tokenizers` package; not torch.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -34,7 +33,6 @@ import shutil
 import statistics
 import struct
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -46,8 +44,8 @@ from typing import Any
 import numpy as np
 
 from gptoss_hub.errors import GptOssHubError
-from gptoss_hub.released import RELEASED_REPOS, released_config
-from gptoss_hub.testing.mxfp4_exports import MXFP4_QUANTIZATION_CONFIG
+from gptoss_hub.released import MXFP4_QUANTIZATION_CONFIG, RELEASED_REPOS, released_config
+from gptoss_hub.testing.staging import staged_folder
 
 __all__ = [
     "DEFAULT_SHARD_BYTES",
@@ -272,25 +270,6 @@ def _write_shard(path: Path, tensors: list[ShapedTensor], seed: int, pool: Threa
             raise RuntimeError(f"{path.name}: wrote {handle.tell()} bytes, expected {expected}.")
 
 
-@contextlib.contextmanager
-def _staged(target: Path, *, force: bool) -> Iterator[Path]:
-    """A hidden folder beside `target`, renamed to `target` when the block succeeds and removed otherwise."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield staging
-        if target.exists() or target.is_symlink():
-            if not force:
-                raise GptOssHubError(f"{target} appeared while it was being written; nothing was replaced.")
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                target.unlink()
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
 
@@ -362,7 +341,7 @@ def _write(
     if free < total + 64 * 2**20:
         raise GptOssHubError(f"{target.parent} has {_gib(free)} free; this checkpoint needs {_gib(total)}.")
     started = time.monotonic()
-    with _staged(target, force=force) as folder, ThreadPoolExecutor(1, thread_name_prefix="shaped") as pool:
+    with staged_folder(target, replace=force) as folder, ThreadPoolExecutor(1, thread_name_prefix="shaped") as pool:
         # The side files first: a missing tokenizer dependency fails before gigabytes are written.
         (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         (folder / "generation_config.json").write_text(json.dumps(RELEASED_GENERATION_CONFIG, indent=2) + "\n")
