@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gptoss_hub.engine import Capabilities, EngineInfo, MessageEngine, validate_options
 from gptoss_hub.errors import BackendError, ContextLengthError, InvalidRequestError, ModelNotFoundError
 from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta, ToolCallDone, ToolCallStarted
+from gptoss_hub.harmony import message_reasoning
 from gptoss_hub.harmony.parse import tool_arguments
 from gptoss_hub.reply import Reply, ReplyError, Timings, ToolCall, Usage
 from gptoss_hub.tool_choice import ToolChoice
@@ -81,7 +82,7 @@ class _ReplyBuilder:
             delta = choice.delta
             extra = delta.model_extra or {}
             # vLLM and gptoss-hub send `reasoning_content`, some servers `reasoning`.
-            thinking = extra.get("reasoning_content") or extra.get("reasoning")
+            thinking = message_reasoning(extra)
             if thinking or delta.content or delta.tool_calls:
                 self.first_token_at = self.first_token_at or time.perf_counter()
             if thinking:
@@ -239,7 +240,7 @@ def _outgoing(message: Any) -> Any:
     `reasoning` (what vLLM reads) and `reasoning_content` (llama.cpp's and the hub's server's name)."""
     if not isinstance(message, dict) or message.get("role") != "assistant":
         return message
-    thinking = next((message[k] for k in ("thinking", "reasoning_content", "reasoning") if message.get(k)), None)
+    thinking = message_reasoning(message)
     outgoing = {k: v for k, v in message.items() if k != "thinking"}
     if thinking:
         outgoing["reasoning"] = outgoing["reasoning_content"] = thinking

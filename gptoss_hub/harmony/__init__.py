@@ -7,9 +7,11 @@ from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.harmony.parse import ReplyParser, parse
 from gptoss_hub.harmony.render import (
     REASONING_EFFORTS,
+    REASONING_KEYS,
     TODAY,
     build_conversation,
     drop_completed_reasoning,
+    message_reasoning,
     render,
     render_text,
     stop_token_ids,
@@ -18,12 +20,14 @@ from gptoss_hub.harmony.training import TrainingSample, strip_reasoning, trainin
 
 __all__ = [
     "REASONING_EFFORTS",
+    "REASONING_KEYS",
     "TODAY",
     "ReplyParser",
     "TrainingSample",
     "build_conversation",
     "drop_completed_reasoning",
     "harmony_encoding",
+    "message_reasoning",
     "parse",
     "render",
     "render_text",

@@ -19,9 +19,11 @@ from gptoss_hub.tools import ToolSpec, normalize_tools
 
 __all__ = [
     "REASONING_EFFORTS",
+    "REASONING_KEYS",
     "TODAY",
     "build_conversation",
     "drop_completed_reasoning",
+    "message_reasoning",
     "render",
     "render_text",
     "stop_token_ids",
@@ -30,8 +32,15 @@ __all__ = [
 REASONING_EFFORTS = ("low", "medium", "high")
 #: Sentinel for `current_date`: render today's date (UTC). Pass `None` to omit the date line.
 TODAY = "today"
-_THINKING_KEYS = ("thinking", "reasoning_content", "reasoning")
+#: Where a message keeps its chain of thought: the hub's own `thinking` (`Reply.message`), then the names
+#: OpenAI-compatible servers use (`reasoning_content`: vLLM, llama.cpp, the hub's server; `reasoning`).
+REASONING_KEYS = ("thinking", "reasoning_content", "reasoning")
 _ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+def message_reasoning(message: Mapping[str, Any]) -> Any:
+    """A message's chain of thought under any of `REASONING_KEYS` (the first one set), or `None`."""
+    return next((message[key] for key in REASONING_KEYS if message.get(key)), None)
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -199,7 +208,7 @@ def _body_messages(messages: Sequence[Any], developer_texts: list[str]) -> list[
         elif role == "user":
             body.append(Message.from_role_and_content(Role.USER, text))
         elif role == "assistant":
-            thinking = next((message[k] for k in _THINKING_KEYS if message.get(k)), None)
+            thinking = message_reasoning(message)
             if thinking:
                 thinking_text = _text_of(thinking, where + ".thinking")
                 body.append(Message.from_role_and_content(Role.ASSISTANT, thinking_text).with_channel("analysis"))
