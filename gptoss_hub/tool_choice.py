@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.harmony.parse import CONVERSATION_RECIPIENTS, FUNCTION_PREFIX
 
 __all__ = ["ToolChoice", "stop_after_call_ids"]
 
-_FUNCTION_PREFIX = "functions."
 _SHAPES = (
     "tool_choice must be 'auto', 'none', 'required', or a function: {'type': 'function', 'function': "
     "{'name': NAME}} (Chat Completions) or {'type': 'function', 'name': NAME} (Responses)"
@@ -83,9 +83,9 @@ class ToolChoice:
         """
         if not self.forces_a_call:
             return True
-        if recipient and recipient not in ("assistant", "user", "all"):
+        if recipient and recipient not in CONVERSATION_RECIPIENTS:
             allowed = (self.name,) if self.mode == "function" else self.names
-            return recipient in {_FUNCTION_PREFIX + str(name) for name in allowed}
+            return recipient in {FUNCTION_PREFIX + str(name) for name in allowed}
         return channel in ("analysis", "commentary")
 
     @property
@@ -104,9 +104,9 @@ class ToolChoice:
         """
         start = _encode("<|start|>assistant") if new_message else ()
         if self.mode == "function":
-            rest = _encode(f" to={_FUNCTION_PREFIX}{self.name}<|channel|>commentary <|constrain|>json<|message|>")
+            rest = _encode(f" to={FUNCTION_PREFIX}{self.name}<|channel|>commentary <|constrain|>json<|message|>")
         else:
-            rest = _encode(" to=functions")
+            rest = _encode(f" to={FUNCTION_PREFIX.rstrip('.')}")
         return [*start, *rest]
 
 

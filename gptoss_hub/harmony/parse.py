@@ -33,9 +33,12 @@ from gptoss_hub.events import (
 )
 from gptoss_hub.reply import FinishReason, Reply, ReplyError, ToolCall
 
-__all__ = ["ReplyParser", "parse", "tool_arguments"]
+__all__ = ["CONVERSATION_RECIPIENTS", "FUNCTION_PREFIX", "ReplyParser", "parse", "tool_arguments"]
 
-_FUNCTION_PREFIX = "functions."
+#: The namespace of the caller's function tools in a recipient (`to=functions.get_weather`).
+FUNCTION_PREFIX = "functions."
+#: Recipients that address the conversation, not a tool.
+CONVERSATION_RECIPIENTS = ("assistant", "user", "all")
 #: Ids from here up are harmony's special and reserved tokens; only they change the parser's state.
 _FIRST_SPECIAL_ID = 199_998
 #: Longest message header accepted, in tokens. Real headers ("assistant to=functions.NAME<|channel|>commentary
@@ -62,13 +65,13 @@ def _new_call_id() -> str:
 
 
 def _tool_name(recipient: str) -> str:
-    return recipient[len(_FUNCTION_PREFIX) :] if recipient.startswith(_FUNCTION_PREFIX) else recipient
+    return recipient[len(FUNCTION_PREFIX) :] if recipient.startswith(FUNCTION_PREFIX) else recipient
 
 
 def _is_tool_call(recipient: str | None) -> bool:
     # Replies to the user are addressed to nobody or to "assistant"/"user"; anything else is a tool,
     # unless special tokens leaked into the header, which no tool name contains.
-    return bool(recipient) and recipient not in ("assistant", "user", "all") and "<|" not in recipient
+    return bool(recipient) and recipient not in CONVERSATION_RECIPIENTS and "<|" not in recipient
 
 
 class ReplyParser:
