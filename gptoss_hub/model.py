@@ -181,7 +181,6 @@ class _Turn:
         events = self.parser.finish(self.finish_reason)  # type: ignore[arg-type]
         done = events[-1]
         assert isinstance(done, Done)
-        total = time.perf_counter() - self.started
         completion = len(done.reply.token_ids)
         reply = done.reply.model_copy(
             update={
@@ -190,11 +189,7 @@ class _Turn:
                     completion_tokens=completion,
                     total_tokens=self.prompt_tokens + completion,
                 ),
-                "timings": Timings(
-                    time_to_first_token_s=None if self.first_token_at is None else self.first_token_at - self.started,
-                    total_s=total,
-                    tokens_per_s=completion / total if total > 0 and completion else None,
-                ),
+                "timings": Timings.since(self.started, self.first_token_at, completion),
             }
         )
         return [*events[:-1], Done(reply)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +67,16 @@ class Timings(BaseModel):
     time_to_first_token_s: float | None = None
     total_s: float = 0.0
     tokens_per_s: float | None = None
+
+    @classmethod
+    def since(cls, started: float, first_token_at: float | None, completion_tokens: int) -> Timings:
+        """The timings of a generation that began at `started` (`time.perf_counter()`) and ends now."""
+        total = time.perf_counter() - started
+        return cls(
+            time_to_first_token_s=None if first_token_at is None else first_token_at - started,
+            total_s=total,
+            tokens_per_s=completion_tokens / total if total > 0 and completion_tokens else None,
+        )
 
 
 class Reply(BaseModel):

@@ -98,7 +98,6 @@ class _ReplyBuilder:
 
     def finish(self) -> list[Any]:
         tool_calls = [_finish_call(entry) for entry in self.calls.values()]
-        total = time.perf_counter() - self.started
         usage = self.usage
         completion_tokens = usage.completion_tokens if usage else 0
         errors = [c.error for c in tool_calls if c.error]
@@ -112,11 +111,7 @@ class _ReplyBuilder:
                 completion_tokens=completion_tokens,
                 total_tokens=usage.total_tokens if usage else 0,
             ),
-            timings=Timings(
-                time_to_first_token_s=None if self.first_token_at is None else self.first_token_at - self.started,
-                total_s=total,
-                tokens_per_s=completion_tokens / total if total > 0 and completion_tokens else None,
-            ),
+            timings=Timings.since(self.started, self.first_token_at, completion_tokens),
             error=ReplyError(code="invalid_tool_arguments", message=errors[0]) if errors else None,
         )
         return [*(ToolCallDone(call) for call in tool_calls), Done(reply)]
