@@ -156,3 +156,16 @@ def test_conformance_runs_only_the_checks_asked_for(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     rows = json.loads(report.with_suffix(".json").read_text())["rows"]
     assert rows == {"echo": {"greedy_ids_match_reference": {"outcome": "pass", "message": ""}}}
+
+
+def test_a_backend_that_cannot_load_fails_each_check_in_one_line(tmp_path):
+    report = tmp_path / "cannot.md"
+    command = [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "transformers/bf16"]
+    done = subprocess.run([*command, "--report", str(report)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    rows = json.loads(report.with_suffix(".json").read_text())["rows"]["transformers/bf16"]
+    messages = {cell["message"] for cell in rows.values()}
+    assert len(rows) == 14 and len(messages) == 1
+    (message,) = messages
+    assert message.startswith("transformers/bf16 could not load tiny: BackendUnavailableError: Backend ")
+    assert "Traceback" not in done.stdout and done.stdout.count("could not load tiny") <= 2 * len(rows)

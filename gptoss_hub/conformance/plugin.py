@@ -80,7 +80,13 @@ def gptoss_engine(request: pytest.FixtureRequest, gptoss_backend: str) -> Any:
         for model in loaded.values():  # one runtime at a time: the previous backend's memory goes first
             model.close()
         loaded.clear()
-        loaded[gptoss_backend] = gh.load(request.config.getoption("gptoss_model"), backend=gptoss_backend)
+        model = request.config.getoption("gptoss_model")
+        try:
+            loaded[gptoss_backend] = gh.load(model, backend=gptoss_backend)
+        except Exception as error:
+            # One line for every check of this backend, not the same long traceback once per check.
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            pytest.fail(f"{gptoss_backend} could not load {model}: {type(error).__name__}: {first_line}", pytrace=False)
     return loaded[gptoss_backend]._engine
 
 
