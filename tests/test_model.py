@@ -217,3 +217,25 @@ def test_raise_for_error_keeps_the_partial_reply_and_the_ids():
         reply.raise_for_error()
     assert error.value.partial is reply and error.value.token_ids == reply.token_ids
     assert str(error.value).startswith(f"{reply.error.code}: ")
+
+
+def test_a_message_engine_needs_only_its_async_stream():
+    """A remote engine implementing `astream_messages` alone: `chat()` (sync) runs it through the default
+    `stream_messages`, and `achat()` directly."""
+    from gptoss_hub.engine import MessageEngine
+    from gptoss_hub.reply import Reply
+
+    class Remote(MessageEngine):
+        info = EngineInfo(device="remote", dtype="remote")
+
+        async def astream_messages(self, messages, options):
+            yield ContentDelta("Hello ")
+            yield ContentDelta(messages[-1]["content"])
+            yield Done(Reply(content="Hello " + messages[-1]["content"]))
+
+    info = ModelInfo(model="remote", source="remote", backend="remote", plugin="test", device="remote", dtype="remote")
+    model = Model(Remote(), resolve_model("http://host:8000/v1"), info)
+    assert model.chat([{"role": "user", "content": "there"}]).content == "Hello there"
+    events = list(model.stream([{"role": "user", "content": "you"}]))
+    assert [type(e).__name__ for e in events] == ["ContentDelta", "ContentDelta", "Done"]
+    assert asyncio.run(model.achat([{"role": "user", "content": "async"}])).content == "Hello async"
