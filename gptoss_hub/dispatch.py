@@ -86,7 +86,7 @@ class Plan:
         lines = [
             f"model: {self.spec.name} ({self.spec.kind})",
             f"backend requested: {prefs.backend}; serving: {'yes' if prefs.serving else 'no'}; "
-            f"context: {prefs.context_tokens} tokens",
+            f"context: {prefs.context_tokens} tokens" + (f"; device: {prefs.device}" if prefs.device else ""),
         ]
         chosen = self.chosen
         for candidate in self.candidates:
@@ -110,6 +110,7 @@ class Plan:
                 "backend": self.preferences.backend,
                 "serving": self.preferences.serving,
                 "context_tokens": self.preferences.context_tokens,
+                "device": self.preferences.device,
             },
             "chosen": chosen.backend if chosen else None,
             "candidates": [

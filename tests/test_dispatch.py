@@ -1,7 +1,7 @@
 from typing import ClassVar
 
 import pytest
-from gptoss_hub.hardware import CpuInfo, probe
+from gptoss_hub.hardware import CpuInfo, load_fixture, probe
 
 import gptoss_hub as gh
 from gptoss_hub.engine import Backend
@@ -128,3 +128,10 @@ def test_plans_for_recorded_machines_are_json_ready():
     data = json.loads(json.dumps(the_plan.to_dict()))
     assert data["model"] == "openai/gpt-oss-120b" and data["chosen"] is None
     assert {c["backend"] for c in data["candidates"]} >= {"transformers/cpu", "transformers/mxfp4+fa3"}
+
+
+def test_the_plan_shows_the_device_asked_for():
+    the_plan = gh.plan("20b", load_fixture("rtx-4090"), backend="llamacpp", device="cpu")
+    assert the_plan.to_dict()["preferences"]["device"] == "cpu"
+    assert "context: 8192 tokens; device: cpu" in the_plan.explain()
+    assert gh.plan("20b", load_fixture("rtx-4090")).to_dict()["preferences"]["device"] is None
