@@ -144,16 +144,22 @@ class Engine(abc.ABC):
         done = object()
         stop = threading.Event()
 
+        def deliver(item: Any) -> bool:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+                return True
+            except RuntimeError:  # the consumer's event loop has closed: nobody is left to receive it
+                return False
+
         def produce() -> None:
             try:
                 for chunk in self.generate(request):
-                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
-                    if stop.is_set():
+                    if not deliver(chunk) or stop.is_set():
                         break
             except BaseException as exc:  # handed to the consumer, re-raised there
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                deliver(exc)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
+                deliver(done)
 
         worker = threading.Thread(target=produce, name="gptoss-hub-generate", daemon=True)
         worker.start()

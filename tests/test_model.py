@@ -4,9 +4,10 @@ import asyncio
 import json
 
 import pytest
+from scripted import ScriptedEngine, scripted_model
 
 from gptoss_hub.encoding import harmony_encoding
-from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk
+from gptoss_hub.engine import EngineInfo, GenerationChunk, GenerationRequest
 from gptoss_hub.errors import ContextLengthError, InvalidRequestError
 from gptoss_hub.events import ContentDelta, Done, ReasoningDelta
 from gptoss_hub.model import Model, ModelInfo
@@ -70,26 +71,9 @@ def test_context_overflow_is_a_typed_error(echo_model):
         echo_model.chat([{"role": "user", "content": "word " * 9000}])
 
 
-class ScriptedEngine(Engine):
-    """Replies with scripted harmony completions in turn and records the prompts it saw."""
-
-    capabilities = Capabilities(max_context=100_000)
-    info = EngineInfo(device="cpu", dtype="none")
-
-    def __init__(self, completions):
-        self.completions = [harmony_encoding().encode(c, allowed_special="all") for c in completions]
-        self.prompts = []
-
-    def generate(self, request):
-        self.prompts.append(request.prompt_ids)
-        ids = self.completions[len(self.prompts) - 1]
-        yield GenerationChunk(ids, "stop")
-
-
 def _scripted_model(*completions):
-    engine = ScriptedEngine(completions)
-    info = ModelInfo(model="scripted", source="scripted", backend="scripted", plugin="test", device="cpu", dtype="none")
-    return Model(engine, resolve_model("tiny"), info), engine
+    engine = ScriptedEngine(*completions, one_chunk=True)
+    return scripted_model(engine), engine
 
 
 def test_run_calls_tools_and_feeds_results_back():
@@ -239,3 +223,37 @@ def test_a_message_engine_needs_only_its_async_stream():
     events = list(model.stream([{"role": "user", "content": "you"}]))
     assert [type(e).__name__ for e in events] == ["ContentDelta", "ContentDelta", "Done"]
     assert asyncio.run(model.achat([{"role": "user", "content": "async"}])).content == "Hello async"
+
+
+def test_a_generation_outliving_its_event_loop_ends_quietly():
+    """The default `agenerate` runs `generate` on a thread: when the caller's loop closes first (the turn
+    ended at a stop id, `asyncio.run` returned), the thread stops without an exception of its own."""
+    import threading
+
+    release = threading.Event()
+    finished = threading.Event()
+
+    class Slow(ScriptedEngine):
+        def generate(self, request):
+            try:
+                yield GenerationChunk([200005], None)
+                release.wait(5)
+                yield GenerationChunk([200002], "stop")
+            finally:
+                finished.set()
+
+    errors = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+
+        async def first_chunk():
+            async for chunk in Slow("x").agenerate(GenerationRequest(prompt_ids=[1])):
+                return chunk
+
+        assert asyncio.run(first_chunk()).token_ids == [200005]
+        release.set()
+        assert finished.wait(5)
+    finally:
+        threading.excepthook = previous
+    assert errors == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from scripted import ScriptedEngine, scripted_model
 
 from gptoss_hub.demo_tools import get_weather
 from gptoss_hub.encoding import harmony_encoding
@@ -169,41 +170,11 @@ def test_llamacpp_steered_arguments_follow_the_schema(llamacpp_model):
 # -- turns that end without a second steer, on a scripted engine ---------------------------------------
 
 
-class _Scripted:
-    """An engine that answers each request with the next scripted completion (text in harmony)."""
-
-    def __init__(self, *completions: str):
-        from gptoss_hub.engine import Capabilities, EngineInfo
-
-        encoding = harmony_encoding()
-        self.completions = [encoding.encode(text, allowed_special="all") for text in completions]
-        self.requests = []
-        self.capabilities = Capabilities(streaming=True, max_context=4096)
-        self.info = EngineInfo(device="cpu", dtype="none")
-
-    def generate(self, request):
-        from gptoss_hub.engine import GenerationChunk
-
-        self.requests.append(request)
-        ids = self.completions[min(len(self.requests), len(self.completions)) - 1]
-        for index, token in enumerate(ids):
-            yield GenerationChunk([token], "stop" if index == len(ids) - 1 else None)
-
-    def problem(self):
-        return None
-
-    def close(self):
-        pass
+def _Scripted(*completions: str) -> ScriptedEngine:
+    return ScriptedEngine(*completions, max_context=4096)
 
 
-def _model(engine):
-    from gptoss_hub.model import Model, ModelInfo
-    from gptoss_hub.sources import resolve_model
-
-    info = ModelInfo(
-        model="scripted", source="scripted", backend="scripted", plugin="tests", device="cpu", dtype="none"
-    )
-    return Model(engine, resolve_model("tiny"), info)
+_model = scripted_model
 
 
 TWO_TOOLS = [get_weather, get_time]
