@@ -274,46 +274,129 @@ def _read_config_folder(folder: Path, where: str) -> ShapeReading | None:
     return ShapeReading(shape, basis, stored=stored)
 
 
-def _gguf_field(reader: Any, key: str) -> Any:
-    field_ = reader.fields.get(key)
-    if field_ is None:
+#: GGUF metadata value types with a fixed size, by type id: their `struct` format.
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+#: More dimensions, entries or tensors than any real GGUF has: beyond them a file is refused, not read.
+_GGUF_MAX_DIMS, _GGUF_MAX_COUNT = 8, 1 << 24
+
+
+@dataclass(frozen=True)
+class _GgufTensor:
+    name: str
+    #: ggml order, innermost first (`token_embd.weight` is `[hidden, vocab]`).
+    shape: tuple[int, ...]
+    type_name: str
+    nbytes: int
+
+
+class _GgufHeader:
+    """A GGUF file's metadata (scalars and strings; arrays skipped) and tensor table, read from its header.
+
+    Not `gguf.GGUFReader`: it builds an array per vocabulary entry and takes about 15 s over gpt-oss's
+    201,088 tokens, which sizing never looks at; this walk reads the few kilobytes it needs and seeks past
+    the rest. Anything out of bounds (a count or length past the file) is a `ValueError`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+        self.metadata: dict[str, Any] = {}
+        self.tensors: list[_GgufTensor] = []
+        self._size = path.stat().st_size
+        with open(path, "rb") as self._file:
+            if self._file.read(4) != b"GGUF":
+                raise ValueError("no GGUF magic")
+            version, tensor_count, kv_count = self._unpack("<IQQ")
+            if version < 2 or tensor_count > _GGUF_MAX_COUNT or kv_count > _GGUF_MAX_COUNT:
+                raise ValueError(f"version {version} with {tensor_count} tensors and {kv_count} metadata keys")
+            for _ in range(kv_count):
+                key = self._string()
+                (kind,) = self._unpack("<I")
+                self.metadata[key] = self._value(kind)
+            for _ in range(tensor_count):
+                name = self._string()
+                (dims,) = self._unpack("<I")
+                if dims > _GGUF_MAX_DIMS:
+                    raise ValueError(f"tensor {name} has {dims} dimensions")
+                shape = self._unpack(f"<{dims}Q")
+                kind, _offset = self._unpack("<IQ")
+                block, size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
+                count = 1
+                for dim in shape:
+                    count *= dim
+                self.tensors.append(_GgufTensor(name, shape, GGMLQuantizationType(kind).name, count // block * size))
+
+    def _unpack(self, fmt: str) -> tuple[Any, ...]:
+        size = struct.calcsize(fmt)
+        data = self._file.read(size)
+        if len(data) != size:
+            raise ValueError("the header ends early")
+        return struct.unpack(fmt, data)
+
+    def _string(self) -> str:
+        (length,) = self._unpack("<Q")
+        if self._file.tell() + length > self._size:
+            raise ValueError(f"a string of {length} bytes past the end of the file")
+        return self._file.read(length).decode("utf-8", errors="replace")
+
+    def _value(self, kind: int) -> Any:
+        if kind in _GGUF_SCALARS:
+            return self._unpack("<" + _GGUF_SCALARS[kind])[0]
+        if kind == _GGUF_STRING:
+            return self._string()
+        if kind != _GGUF_ARRAY:
+            raise ValueError(f"unknown metadata type {kind}")
+        element, count = self._unpack("<IQ")
+        if element in _GGUF_SCALARS:
+            skip = count * struct.calcsize(_GGUF_SCALARS[element])
+            if self._file.tell() + skip > self._size:
+                raise ValueError(f"an array of {count} values past the end of the file")
+            self._file.seek(skip, os.SEEK_CUR)
+        elif element == _GGUF_STRING:
+            for _ in range(count):
+                (length,) = self._unpack("<Q")
+                self._file.seek(length, os.SEEK_CUR)
+            if self._file.tell() > self._size:
+                raise ValueError(f"an array of {count} strings past the end of the file")
+        else:  # arrays of arrays: no gpt-oss field uses them
+            raise ValueError(f"an array of metadata type {element}")
         return None
-    return field_.contents()
 
 
 def _read_gguf(path: Path) -> ShapeReading:
     try:
-        from gguf import GGUFReader
+        import gguf  # noqa: F401  (the tensor types' sizes)
     except ImportError:
         return ShapeReading(None, f"reading {path.name}'s metadata needs the gguf package (pip install gguf)")
+    parts = _gguf_parts(path)
     try:
-        reader = GGUFReader(path)
-    except Exception as exc:  # the reader raises IndexError, ValueError, struct errors on truncated or foreign files
+        headers = [_GgufHeader(part) for part in parts]
+    except (OSError, ValueError, KeyError, struct.error) as exc:  # a truncated or foreign file
         return ShapeReading(None, f"{path.name} is not a readable GGUF file ({type(exc).__name__}: {exc})")
-    arch = _gguf_field(reader, "general.architecture")
+    metadata = headers[0].metadata
+    arch = metadata.get("general.architecture")
     if arch != "gpt-oss":
         return ShapeReading(None, f"{path.name} holds a {arch!r} model, not gpt-oss")
 
     def number(key: str) -> int:
-        value = _gguf_field(reader, f"gpt-oss.{key}")
+        value = metadata.get(f"gpt-oss.{key}")
         if value is None:
             raise KeyError(key)
         return int(value)
 
-    total = experts = 0
+    tensors = [tensor for header in headers for tensor in header.tensors]
+    total = sum(t.nbytes for t in tensors)
+    experts = sum(t.nbytes for t in tensors if _is_expert(t.name))
     by_type: dict[str, int] = {}
-    names = set()
-    for tensor in reader.tensors:
-        names.add(tensor.name)
-        size = int(tensor.n_bytes)
-        total += size
-        experts += size if _is_expert(tensor.name) else 0
-        by_type[tensor.tensor_type.name] = by_type.get(tensor.tensor_type.name, 0) + size
+    for tensor in tensors:
+        by_type[tensor.type_name] = by_type.get(tensor.type_name, 0) + tensor.nbytes
+    names = {t.name for t in tensors}
     try:
         layers = number("block_count")
         heads = number("attention.head_count")
         hidden = number("embedding_length")
-        embedding = next(t for t in reader.tensors if t.name == "token_embd.weight")
+        embedding = next(t for t in tensors if t.name == "token_embd.weight")
         shape = ModelShape(
             layers=layers,
             hidden_size=hidden,
@@ -333,7 +416,6 @@ def _read_gguf(path: Path) -> ShapeReading:
         )
     except (KeyError, StopIteration, TypeError, ValueError) as exc:
         return ShapeReading(None, f"{path.name}'s GGUF metadata lacks a gpt-oss field ({exc})")
-    parts = _gguf_parts(path)
     stored = StoredWeights("gguf", parts, total, experts, sum(p.stat().st_size for p in parts), by_type)
     return ShapeReading(shape, f"the GGUF metadata of {path.name}", stored=stored)
 

@@ -124,9 +124,25 @@ def test_a_broken_gguf_cannot_be_sized_and_says_why(tmp_path):
     reasons = _reasons(gh.plan(path, _machine(24)), "llamacpp/cpu")
     assert reasons == (
         "cannot tell the size of broken.gguf, so its memory cannot be checked: broken.gguf is not a readable GGUF "
-        "file (ValueError: not enough values to unpack (expected 2, got 0)). Check that it is a complete gpt-oss "
-        "GGUF file (download or convert it again).",
+        "file (ValueError: the header ends early). Check that it is a complete gpt-oss GGUF file (download or "
+        "convert it again).",
     )
+    # Counts and lengths that point past the file are refused at once, never read or allocated.
+    header = b"GGUF" + (3).to_bytes(4, "little") + (0).to_bytes(8, "little") + (1).to_bytes(8, "little")
+    hostile = {
+        "long-key.gguf": header + (2**62).to_bytes(8, "little"),
+        "many-tensors.gguf": b"GGUF" + (3).to_bytes(4, "little") + (2**40).to_bytes(8, "little") + bytes(8),
+        "huge-array.gguf": header
+        + (1).to_bytes(8, "little")
+        + b"k"
+        + (9).to_bytes(4, "little")
+        + (10).to_bytes(4, "little")
+        + (2**50).to_bytes(8, "little"),
+    }
+    for name, data in hostile.items():
+        (tmp_path / name).write_bytes(data)
+        reading = read_shape(resolve_model(tmp_path / name))
+        assert reading.shape is None and reading.basis.startswith(f"{name} is not a readable GGUF file (ValueError: ")
 
 
 def test_a_name_is_only_a_last_resort_and_the_plan_says_it_is_a_guess(monkeypatch):
