@@ -204,8 +204,9 @@ class Model:
         self.spec = spec
         self._info = info
         #: Temperature used when a call passes none: 1.0 as OpenAI recommends for gpt-oss, 0 (greedy)
-        #: for the tiny reference checkpoints, which are trained to be decoded greedily.
-        self.default_temperature = 0.0 if spec.kind == "reference" else 1.0
+        #: for the tiny reference checkpoints, which are trained to be decoded greedily. None for an
+        #: endpoint: its server knows the model it serves, so its own default applies.
+        self.default_temperature: float | None = {"reference": 0.0, "endpoint": None}.get(spec.kind, 1.0)
 
     @property
     def info(self) -> ModelInfo:
@@ -263,7 +264,7 @@ class Model:
             request = GenerationRequest(
                 prompt_ids=prompt,
                 max_tokens=max_tokens,
-                temperature=self.default_temperature if temperature is None else temperature,
+                temperature=temperature if temperature is not None else (self.default_temperature or 0.0),
                 top_p=top_p,
                 top_k=top_k,
                 min_p=min_p,
@@ -277,8 +278,8 @@ class Model:
         return request, choice, call_schema
 
     def _remote_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """`options` for a message engine, with this model's default temperature filled in."""
-        if options.get("temperature") is None:
+        """`options` for a message engine, with this model's default temperature filled in (if it has one)."""
+        if options.get("temperature") is None and self.default_temperature is not None:
             options = {**options, "temperature": self.default_temperature}
         return options
 

@@ -81,12 +81,16 @@ def gptoss_engine(request: pytest.FixtureRequest, gptoss_backend: str) -> Any:
             model.close()
         loaded.clear()
         model = request.config.getoption("gptoss_model")
+        failure = None
         try:
             loaded[gptoss_backend] = gh.load(model, backend=gptoss_backend)
         except Exception as error:
-            # One line for every check of this backend, not the same long traceback once per check.
             first_line = (str(error).strip().splitlines() or [""])[0]
-            pytest.fail(f"{gptoss_backend} could not load {model}: {type(error).__name__}: {first_line}", pytrace=False)
+            failure = f"{gptoss_backend} could not load {model}: {type(error).__name__}: {first_line}"
+        if failure is not None:
+            # One line for every check of this backend, not the same long traceback once per check. Failing
+            # outside the except block keeps the load error out of the report as a chained exception.
+            pytest.fail(failure, pytrace=False)
     return loaded[gptoss_backend]._engine
 
 
