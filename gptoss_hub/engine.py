@@ -1,7 +1,13 @@
-"""The contract between the hub and a runtime: `Backend` loads, `Engine` turns token ids into token ids.
+"""The contract between the hub and a runtime: a `Backend` loads, and returns an engine of one of two kinds.
 
-A backend never sees a chat message. The hub renders harmony, hands the engine a `GenerationRequest`
-of prompt ids, and parses the ids the engine yields back.
+- An `Engine` turns token ids into token ids. It never sees a chat message: the hub renders harmony, hands
+  it a `GenerationRequest` of prompt ids, and parses the ids it yields back (`gptoss_hub.turn.TokenTurns`).
+  Every local runtime is one.
+- A `MessageEngine` takes chat messages: a server that renders and parses harmony itself (the `openai`
+  backend). The hub relays the events it yields (`gptoss_hub.turn.RemoteTurns`).
+
+Both share `EngineBase`: what they can do (`capabilities`), how they run (`info`), whether they still can
+(`problem()`) and `close()`. docs/architecture.md writes the whole contract down.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ __all__ = [
     "Backend",
     "Capabilities",
     "Engine",
+    "EngineBase",
     "EngineInfo",
     "GenerationChunk",
     "GenerationRequest",
@@ -122,16 +129,28 @@ class EngineInfo(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class Engine(abc.ABC):
+class EngineBase(abc.ABC):
+    """What every backend's `load()` returns, whichever its kind (`Engine` or `MessageEngine`)."""
+
+    capabilities: Capabilities = Capabilities()
+    info: EngineInfo
+
+    def problem(self) -> str | None:
+        """Why the engine cannot serve requests any more (its process died, …), or `None` while it can."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - a no-op default is right for engines holding no resources
+        """Release the runtime's resources. Safe to call twice."""
+
+
+class Engine(EngineBase):
     """Loaded weights that generate token ids from token ids.
 
     Subclasses implement `generate` (a synchronous iterator) and may override `agenerate` when the
     runtime is natively asynchronous. The default `agenerate` runs `generate` in a worker thread so an
-    event loop is never blocked.
+    event loop is never blocked. The hub may call either from several threads at once: an engine that
+    serves one request at a time holds a lock.
     """
-
-    capabilities: Capabilities = Capabilities()
-    info: EngineInfo
 
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
@@ -184,26 +203,14 @@ class Engine(abc.ABC):
             )
         return min(room, request.max_tokens) if request.max_tokens else room
 
-    def problem(self) -> str | None:
-        """Why the engine cannot serve requests any more (its process died, …), or `None` while it can."""
-        return None
 
-    def close(self) -> None:  # noqa: B027 - a no-op default is right for engines holding no resources
-        """Release the runtime's resources. Safe to call twice."""
-
-
-class MessageEngine(Engine):
+class MessageEngine(EngineBase):
     """An engine that takes chat messages rather than token ids: a remote OpenAI-compatible server, which
     renders and parses harmony itself. `Model` hands it the messages and options of each call and relays
     the events it yields (the last one `Done` with the reply)."""
 
-    def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
-        raise InvalidRequestError(
-            f"{type(self).__name__} takes chat messages, not token ids: use Model.chat/stream, not generate()."
-        )
-
     @abc.abstractmethod
-    async def astream_messages(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[Any]:
+    def astream_messages(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[Any]:
         """Yield the `gptoss_hub.events` of one assistant turn for `messages`; the last is `Done(reply)`.
 
         `options` are `Model.chat`'s keyword arguments as the caller passed them.
@@ -220,7 +227,9 @@ class MessageEngine(Engine):
                 except StopAsyncIteration:
                     return
         finally:
-            loop.run_until_complete(events.aclose())
+            aclose = getattr(events, "aclose", None)  # an async generator's; a plain async iterator has none
+            if aclose is not None:
+                loop.run_until_complete(aclose())
             loop.close()
 
 
@@ -270,5 +279,5 @@ class Backend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
+    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine | MessageEngine:
         """Load the weights and return a ready `Engine`. Unknown options raise `InvalidRequestError`."""

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from gptoss_hub.dispatch import Candidate, Plan, plan
+from gptoss_hub.environment import requested_backend, where_served
 from gptoss_hub.errors import BackendUnavailableError
 from gptoss_hub.hardware import probe
 from gptoss_hub.model import Model, ModelInfo
@@ -22,7 +23,7 @@ _log = logging.getLogger(__name__)
 def load(
     model: str | os.PathLike[str] = "tiny",
     *,
-    backend: str = "auto",
+    backend: str | None = "auto",
     device: str | None = None,
     serving: bool = False,
     **options: Any,
@@ -37,11 +38,10 @@ def load(
     `Model.info.plan` records it. `device` and `options` are passed to the backend's `load()`; unknown
     options are an error.
     """
-    spec = resolve_model(model)
-    base_url = options.pop("base_url", None)
-    if base_url is not None:
-        # A model served elsewhere: only a remote backend can take an endpoint, so dispatch picks one.
-        spec = spec.served_at(base_url)
+    backend = requested_backend(backend)
+    # A model served elsewhere (base_url, or $OPENAI_BASE_URL with backend="openai") is an endpoint: only a
+    # remote backend can take one, so dispatch picks it.
+    spec = where_served(resolve_model(model), backend, options.pop("base_url", None))
     report = probe()
     the_plan = plan(spec, report, backend=backend, serving=serving, context=options.get("max_context"), device=device)
     chosen = _chosen(the_plan, options)

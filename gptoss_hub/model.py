@@ -6,20 +6,19 @@ usage, timings) happens here, once, so every backend behaves the same.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from gptoss_hub.engine import Capabilities, Engine, GenerationChunk, GenerationRequest, MessageEngine
+from gptoss_hub.engine import Capabilities, Engine, MessageEngine
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.events import Done, StreamEvent
-from gptoss_hub.harmony import ReplyParser, render, stop_token_ids
-from gptoss_hub.reply import Reply, Timings, Usage
+from gptoss_hub.harmony import render
+from gptoss_hub.reply import Reply
 from gptoss_hub.sources import ModelSpec
-from gptoss_hub.tool_choice import ToolChoice, stop_after_call_ids
-from gptoss_hub.tools import Toolbox, normalize_tools
+from gptoss_hub.tools import Toolbox
+from gptoss_hub.turn import message_list, turn_driver
 
 __all__ = ["Model", "ModelInfo"]
 
@@ -51,154 +50,10 @@ class ModelInfo(BaseModel):
     status: str = "ready"
 
 
-def _json_schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The JSON schema inside an OpenAI `response_format`, or `None` for plain text."""
-    if response_format is None or response_format.get("type") == "text":
-        return None
-    if response_format.get("type") == "json_object":
-        return {"type": "object"}
-    if response_format.get("type") == "json_schema":
-        body = response_format.get("json_schema") or {}
-        schema = body.get("schema")
-        if isinstance(schema, dict):
-            return schema
-    raise InvalidRequestError(
-        "response_format must be {'type': 'text'}, {'type': 'json_object'} or "
-        f"{{'type': 'json_schema', 'json_schema': {{'name': ..., 'schema': {{...}}}}}}; got {response_format!r}."
-    )
-
-
-def _message_list(messages: Sequence[Any]) -> list[Any]:
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise InvalidRequestError(
-            "messages must be a list of dicts like [{'role': 'user', 'content': 'Hi'}], "
-            f"got {type(messages).__name__}."
-        )
-    return list(messages)
-
-
-class _Turn:
-    """One assistant turn in flight: feeds engine chunks to the parser and adds usage and timings.
-
-    Under a `tool_choice` that forces a call, `feed` reports when the model starts a message the choice
-    does not allow (`steer_needed`); `steer()` then drops that message and builds the request that
-    continues with the wanted call's header (see `gptoss_hub.tool_choice`).
-    """
-
-    def __init__(
-        self,
-        request: GenerationRequest,
-        choice: ToolChoice,
-        call_schema: dict[str, Any] | None = None,
-        max_context: int | None = None,
-    ):
-        self.parser = ReplyParser()
-        self.request = request
-        self.choice = choice
-        self.max_context = max_context
-        #: Steering happens once per turn: a model that refuses the call again ends the turn with an error.
-        self.steered = False
-        #: The forced tool's parameters schema, on engines that constrain output to a JSON schema.
-        self.call_schema = call_schema
-        self.prompt_tokens = len(request.prompt_ids)
-        self.started = time.perf_counter()
-        self.first_token_at: float | None = None
-        self.finish_reason: str | None = None
-        self.steer_needed = False
-        #: Set when the turn is over whatever the engine does next: a stop id or `max_tokens` was reached.
-        #: The hub enforces both itself, so an engine that overruns them cannot lengthen a reply.
-        self.ended = False
-        self.stop_ids = frozenset(request.stop_token_ids)
-
-    def feed(self, chunk: GenerationChunk) -> list[StreamEvent]:
-        if chunk.token_ids and self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-        if chunk.finish_reason:
-            self.finish_reason = chunk.finish_reason
-        events: list[StreamEvent] = []
-        forcing = self.choice.forces_a_call
-        budget = self.request.max_tokens
-        for token_id in chunk.token_ids:
-            if budget is not None and len(self.parser.token_ids) >= budget:
-                self.finish_reason, self.ended = "length", True
-                return events
-            produced = self.parser.feed(token_id)
-            if forcing and (header := self.parser.message_header()) and not self.choice.accepts(*header):
-                # The events of the refused header (a wrong call's start) never reach the caller.
-                self.steer_needed = True
-                return events
-            events.extend(produced)
-            if token_id in self.stop_ids:
-                self.finish_reason, self.ended = "stop", True
-                return events
-        return events
-
-    def steer(self) -> tuple[list[StreamEvent], GenerationRequest | None]:
-        """Drop the refused message and write the wanted call's header; returns its events and the
-        request that continues from there, or `None` when the turn ends here instead: the call was made
-        already, the model refused it even with its header written, or there is no room left."""
-        kept = self.parser.token_ids[: self.parser.message_start]
-        self.parser = ReplyParser()
-        for token_id in kept:
-            self.parser.feed(token_id)  # already streamed: replayed to rebuild the parser only
-        self.steer_needed, self.finish_reason = False, "stop"
-        if self.parser.tool_calls:
-            # The wanted call is complete (the model ended it with <|end|>); what it began after is dropped.
-            return [], None
-        if self.steered:
-            self.parser.record_error(
-                "tool_choice_unmet",
-                f"the model did not make {self.choice.wanted}, as tool_choice asked, even with the call's header "
-                "written for it",
-            )
-            return [], None
-        self.steered = True
-        header = self.choice.header_ids(new_message=bool(kept))
-        budget = self.request.max_tokens
-        prompt_length = len(self.request.prompt_ids) + len(kept) + len(header)
-        if (budget is not None and budget - len(kept) - len(header) < 1) or (
-            self.max_context is not None and prompt_length >= self.max_context
-        ):
-            # No room for the call's header and one token of arguments: the turn ends where it was cut.
-            self.finish_reason = "length"
-            return [], None
-        events = [event for token_id in header for event in self.parser.feed(token_id)]
-        follow_up = self.request.model_copy(
-            update={
-                "prompt_ids": [*self.request.prompt_ids, *kept, *header],
-                "max_tokens": None if budget is None else budget - len(kept) - len(header),
-                # The arguments follow the tool's schema where the engine can enforce one (a response_format
-                # shapes the final answer, never a tool's arguments).
-                "json_schema": self.call_schema,
-                # The steered message is the call: whichever terminator the model writes, the turn ends there.
-                "stop_token_ids": [*self.request.stop_token_ids, *stop_after_call_ids()],
-            }
-        )
-        self.stop_ids = frozenset(follow_up.stop_token_ids)
-        return events, follow_up
-
-    def finish(self) -> list[StreamEvent]:
-        events = self.parser.finish(self.finish_reason)  # type: ignore[arg-type]
-        done = events[-1]
-        assert isinstance(done, Done)
-        completion = len(done.reply.token_ids)
-        reply = done.reply.model_copy(
-            update={
-                "usage": Usage(
-                    prompt_tokens=self.prompt_tokens,
-                    completion_tokens=completion,
-                    total_tokens=self.prompt_tokens + completion,
-                ),
-                "timings": Timings.since(self.started, self.first_token_at, completion),
-            }
-        )
-        return [*events[:-1], Done(reply)]
-
-
 class Model:
     """A loaded gpt-oss model: `chat`, `stream`, `achat`, `astream`, `run`. Made by `gptoss_hub.load()`."""
 
-    def __init__(self, engine: Engine, spec: ModelSpec, info: ModelInfo):
+    def __init__(self, engine: Engine | MessageEngine, spec: ModelSpec, info: ModelInfo):
         self._engine = engine
         self._closed = False
         self.spec = spec
@@ -207,6 +62,8 @@ class Model:
         #: for the tiny reference checkpoints, which are trained to be decoded greedily. None for an
         #: endpoint: its server knows the model it serves, so its own default applies.
         self.default_temperature: float | None = {"reference": 0.0, "endpoint": None}.get(spec.kind, 1.0)
+        #: How each turn is driven: render, generate and parse on a token engine; relayed from a remote one.
+        self._driver = turn_driver(engine, info.backend)
 
     @property
     def info(self) -> ModelInfo:
@@ -230,57 +87,10 @@ class Model:
         `current_date`, `keep_reasoning`)."""
         return render(messages, **render_options)
 
-    def _request(
-        self,
-        messages: Sequence[Any],
-        *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        min_p: float = 0.0,
-        seed: int | None = None,
-        response_format: dict[str, Any] | None = None,
-        tool_choice: Any = None,
-        **render_options: Any,
-    ) -> tuple[GenerationRequest, ToolChoice, dict[str, Any] | None]:
-        messages = _message_list(messages)
-        tools = normalize_tools(render_options.get("tools") or ())
-        choice = ToolChoice.parse(tool_choice, [spec.name for spec in tools])
-        call_schema = None
-        if choice.mode == "function" and self.capabilities.json_schema:
-            call_schema = next(spec.parameters for spec in tools if spec.name == choice.name) or None
-        if choice.mode == "none":
-            # Harmony has no "tools offered but not callable": a model that sees no tools calls none.
-            render_options = {**render_options, "tools": None}
-        schema = _json_schema_of(response_format)
-        if schema is not None and not self.capabilities.json_schema:
-            raise InvalidRequestError(
-                f"Backend {self.info.backend} does not support structured output (response_format). "
-                "Use a backend that declares json_schema (vllm, llamacpp), or drop response_format."
-            )
-        prompt = self.prompt_ids(messages, **render_options)
-        try:
-            request = GenerationRequest(
-                prompt_ids=prompt,
-                max_tokens=max_tokens,
-                temperature=temperature if temperature is not None else (self.default_temperature or 0.0),
-                top_p=top_p,
-                top_k=top_k,
-                min_p=min_p,
-                seed=seed,
-                stop_token_ids=stop_token_ids(),
-                json_schema=schema,
-            )
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise InvalidRequestError(f"Invalid generation settings: {problems}.") from exc
-        return request, choice, call_schema
-
-    def _remote_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """`options` for a message engine, with this model's default temperature filled in (if it has one)."""
+    def _with_default_temperature(self, options: dict[str, Any]) -> dict[str, Any]:
+        """`options` with this model's default temperature filled in (when it has one and none was given)."""
         if options.get("temperature") is None and self.default_temperature is not None:
-            options = {**options, "temperature": self.default_temperature}
+            return {**options, "temperature": self.default_temperature}
         return options
 
     # -- the four ways to chat ----------------------------------------------------------------------
@@ -290,28 +100,7 @@ class Model:
 
         Takes the same arguments as `chat()`.
         """
-        if isinstance(self._engine, MessageEngine):  # a remote server renders and parses harmony itself
-            yield from self._engine.stream_messages(_message_list(messages), self._remote_options(options))
-            return
-        request, choice, call_schema = self._request(messages, **options)
-        turn = _Turn(request, choice, call_schema, self.capabilities.max_context)
-        while request is not None:
-            generation = self._engine.generate(request)
-            try:
-                for chunk in generation:
-                    yield from turn.feed(chunk)
-                    if turn.steer_needed or turn.ended:
-                        break
-            finally:
-                # Stops the engine's work on a refused message (and frees the engine for the next request).
-                close = getattr(generation, "close", None)
-                if close is not None:
-                    close()
-            request = None
-            if turn.steer_needed:
-                events, request = turn.steer()
-                yield from events
-        yield from turn.finish()
+        return self._driver.stream(message_list(messages), self._with_default_temperature(options))
 
     def chat(self, messages: Sequence[Any], **options: Any) -> Reply:
         """Generate one assistant turn and return it parsed.
@@ -328,33 +117,9 @@ class Model:
         assert isinstance(done, Done)
         return done.reply
 
-    async def astream(self, messages: Sequence[Any], **options: Any) -> AsyncIterator[StreamEvent]:
+    def astream(self, messages: Sequence[Any], **options: Any) -> AsyncIterator[StreamEvent]:
         """Asynchronous twin of `stream()`."""
-        if isinstance(self._engine, MessageEngine):
-            async for event in self._engine.astream_messages(_message_list(messages), self._remote_options(options)):
-                yield event
-            return
-        request, choice, call_schema = self._request(messages, **options)
-        turn = _Turn(request, choice, call_schema, self.capabilities.max_context)
-        while request is not None:
-            generation = self._engine.agenerate(request)
-            try:
-                async for chunk in generation:
-                    for event in turn.feed(chunk):
-                        yield event
-                    if turn.steer_needed or turn.ended:
-                        break
-            finally:
-                aclose = getattr(generation, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            request = None
-            if turn.steer_needed:
-                events, request = turn.steer()
-                for event in events:
-                    yield event
-        for event in turn.finish():
-            yield event
+        return self._driver.astream(message_list(messages), self._with_default_temperature(options))
 
     async def achat(self, messages: Sequence[Any], **options: Any) -> Reply:
         """Asynchronous twin of `chat()`."""

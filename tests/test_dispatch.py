@@ -1,3 +1,7 @@
+import importlib.util
+import json
+import subprocess
+import sys
 from typing import ClassVar
 
 import pytest
@@ -5,6 +9,7 @@ from gptoss_hub.hardware import CpuInfo, load_fixture, probe
 
 import gptoss_hub as gh
 from gptoss_hub.engine import Backend
+from gptoss_hub.environment import requested_backend
 from gptoss_hub.errors import BackendUnavailableError, InvalidRequestError
 from gptoss_hub.plugins import BackendRegistry
 
@@ -86,8 +91,26 @@ def test_transformers_rejects_gguf_files(tmp_path):
 def test_environment_variable_names_the_backend(monkeypatch):
     registry = _registry(_backend("a", 50, []), _backend("b", 10, []))
     monkeypatch.setenv("GPTOSS_HUB_BACKEND", "b")
-    assert gh.plan("tiny", registry=registry).chosen.backend == "b"
-    assert gh.plan("tiny", registry=registry, backend="a").chosen.backend == "a"  # an explicit choice wins
+    assert gh.plan("tiny", registry=registry, backend=requested_backend(None)).chosen.backend == "b"
+    assert gh.plan("tiny", registry=registry, backend=requested_backend("a")).chosen.backend == "a"  # explicit wins
+    # plan() is a function of its arguments: the variable reaches it only through load() and the command line.
+    assert gh.plan("tiny", registry=registry).chosen.backend == "a"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gptoss_hub_echo") is None, reason="the echo plugin is installed by .ci/run"
+)
+def test_load_and_the_plan_command_read_the_backend_variable(monkeypatch):
+    monkeypatch.setenv("GPTOSS_HUB_BACKEND", "echo")
+    with gh.load("tiny") as model:
+        assert model.info.backend == "echo" and model.info.plan["preferences"]["backend"] == "echo"
+    shown = subprocess.run(
+        [sys.executable, "-m", "gptoss_hub.cli.main", "plan", "tiny", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(shown.stdout)["chosen"] == "echo", shown.stderr
 
 
 def test_serving_prefers_batching_backends():

@@ -33,7 +33,7 @@ def test_an_endpoint_plans_the_openai_backend_and_asks_for_its_model(remote, hub
     assert remote.info.backend == "openai" and remote.info.device == "remote"
     assert remote.info.details == {"base_url": hub_server.url, "model": "tiny-harmony"}
     # The server knows the model it serves: a call without a temperature leaves it to the server's default.
-    assert remote.default_temperature is None and "temperature" not in remote._remote_options({})
+    assert remote.default_temperature is None and "temperature" not in remote._with_default_temperature({})
     plan = gh.plan(hub_server.url)
     assert plan.chosen.backend == "openai"
     assert all(c.reasons for c in plan.candidates if c.backend != "openai")

@@ -22,7 +22,7 @@ from gptoss_hub.plugins import hookimpl
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.engine import Engine
+    from gptoss_hub.engine import MessageEngine
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
@@ -50,7 +50,7 @@ class OpenAIBackend(Backend):
             reasons.append("the openai SDK is not installed: pip install 'gptoss-hub[openai]'.")
         return reasons
 
-    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
+    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> MessageEngine:
         """Connect to the endpoint (and ask it for its model when none is named)."""
         from gptoss_hub.backends.openai.engine import OpenAIEngine
 

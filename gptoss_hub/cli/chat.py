@@ -141,6 +141,7 @@ def _answer(
             printer.tool_result(tool_message["content"])
             messages.append(tool_message)
     printer.console.print(f"[stopped after {_MAX_TOOL_TURNS} tool rounds]", style="yellow", markup=False)
+    assert reply is not None  # every round above sets it
     return reply
 
 

@@ -27,10 +27,14 @@ __all__ = ["build_parser", "main"]
 
 def _run_plan(args: argparse.Namespace, console: Console) -> int:
     from gptoss_hub.dispatch import plan
+    from gptoss_hub.environment import requested_backend, where_served
     from gptoss_hub.hardware import load_report
+    from gptoss_hub.sources import resolve_model
 
     report = load_report(args.hardware) if args.hardware else None
-    the_plan = plan(args.model, report, backend=args.backend, serving=args.serving, context=args.context)
+    backend = requested_backend(args.backend)
+    spec = where_served(resolve_model(args.model), backend)
+    the_plan = plan(spec, report, backend=backend, serving=args.serving, context=args.context)
     if args.json:
         console.print_json(json.dumps(the_plan.to_dict()))
     else:

@@ -74,6 +74,7 @@ def gptoss_backend(request: pytest.FixtureRequest) -> str:
 def gptoss_engine(request: pytest.FixtureRequest, gptoss_backend: str) -> Any:
     """The engine under test: `--gptoss-model` loaded on `gptoss_backend`, once per session."""
     import gptoss_hub as gh
+    from gptoss_hub.engine import Engine
 
     loaded = request.config.stash[_LOADED]
     if gptoss_backend not in loaded:
@@ -87,6 +88,11 @@ def gptoss_engine(request: pytest.FixtureRequest, gptoss_backend: str) -> Any:
         except Exception as error:
             first_line = (str(error).strip().splitlines() or [""])[0]
             failure = f"{gptoss_backend} could not load {model}: {type(error).__name__}: {first_line}"
+        if failure is None and not isinstance(loaded[gptoss_backend]._engine, Engine):
+            failure = (
+                f"{gptoss_backend} relays a server that speaks harmony itself: the kit checks engines of token ids; "
+                "run the kit against the server's own backend instead"
+            )
         if failure is not None:
             # One line for every check of this backend, not the same long traceback once per check. Failing
             # outside the except block keeps the load error out of the report as a chained exception.
@@ -140,7 +146,10 @@ def _row_label(item: pytest.Item) -> str:
     if callspec is not None and "gptoss_backend" in callspec.params:
         return str(callspec.params["gptoss_backend"])
     owner = item.getparent(pytest.Class)  # a suite subclass with its own gptoss_engine: named by the class
-    return owner.name if owner is not None else item.module.__name__
+    if owner is not None:
+        return owner.name
+    module = getattr(item, "module", None)  # a test function's module (pytest.Item does not declare it)
+    return module.__name__ if module is not None else item.nodeid.split("::", 1)[0]
 
 
 def _message(report: pytest.TestReport) -> str:

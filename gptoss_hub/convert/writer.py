@@ -114,8 +114,8 @@ class _Plan:
             handled.add(hf_name)
             # The attention sinks are a bare parameter in transformers; GGUF names them like weights.
             key = hf_name + ".weight" if hf_name.endswith(".sinks") else hf_name
-            stored_bf16 = (lambda n=hf_name: t.raw(n)) if t.dtype(hf_name) == "BF16" else None
-            self.add_float(self.gguf_name(key), lambda n=hf_name: t.float32(n), t.shape(hf_name), stored_bf16)
+            stored_bf16 = functools.partial(t.raw, hf_name) if t.dtype(hf_name) == "BF16" else None
+            self.add_float(self.gguf_name(key), functools.partial(t.float32, hf_name), t.shape(hf_name), stored_bf16)
         for layer in range(self.layers):
             handled |= self._experts(layer)
         unknown = sorted(set(t.names()) - handled)
@@ -130,6 +130,7 @@ class _Plan:
             base = prefix + projection
             # `float_rows(pick)` / `ggml_rows(pick)`: the output rows `pick` selects as `[experts, out, in]`,
             # read, dequantized or repacked for those rows only.
+            float_rows: Callable[[slice], np.ndarray]
             ggml_rows: Callable[[slice], np.ndarray] | None
             if base + "_blocks" in t:
                 blocks, scales = base + "_blocks", base + "_scales"
@@ -137,10 +138,10 @@ class _Plan:
                 experts, rows, groups, _ = t.shape(blocks)
 
                 # MXFP4 sources are already `[experts, out, in]`.
-                def float_rows(pick, b=blocks, s=scales):
+                def float_rows(pick: slice, b: str = blocks, s: str = scales) -> np.ndarray:
                     return mxfp4.dequantize_hf(t.raw(b)[:, pick], t.raw(s)[:, pick])
 
-                def ggml_rows(pick, b=blocks, s=scales):
+                def ggml_rows(pick: slice, b: str = blocks, s: str = scales) -> np.ndarray:
                     return mxfp4.repack_hf_to_ggml(t.raw(b)[:, pick], t.raw(s)[:, pick])
 
                 shape = (experts, rows, groups * 32)
@@ -148,7 +149,7 @@ class _Plan:
                 used.add(base)
 
                 # transformers keeps experts as `[experts, in, out]` (x @ W); GGML wants `[out, in]`.
-                def float_rows(pick, b=base):
+                def float_rows(pick: slice, b: str = base, s: str = "") -> np.ndarray:  # s: same signature
                     return np.ascontiguousarray(t.float32(b, (slice(None), slice(None), pick)).transpose(0, 2, 1))
 
                 ggml_rows = None

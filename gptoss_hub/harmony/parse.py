@@ -71,7 +71,9 @@ def _tool_name(recipient: str) -> str:
 def _is_tool_call(recipient: str | None) -> bool:
     # Replies to the user are addressed to nobody or to "assistant"/"user"; anything else is a tool,
     # unless special tokens leaked into the header, which no tool name contains.
-    return bool(recipient) and recipient not in CONVERSATION_RECIPIENTS and "<|" not in recipient
+    if not recipient:
+        return False
+    return recipient not in CONVERSATION_RECIPIENTS and "<|" not in recipient
 
 
 class ReplyParser:
@@ -81,10 +83,9 @@ class ReplyParser:
     """
 
     def __init__(self) -> None:
-        from openai_harmony import Role, StreamableParser
+        from openai_harmony import Role
 
         self._encoding = harmony_encoding()
-        self._new_parser = lambda role: StreamableParser(self._encoding, role)
         self._parser = self._new_parser(Role.ASSISTANT)
         self._ids = _special_ids()
         self.token_ids: list[int] = []
@@ -107,6 +108,12 @@ class ReplyParser:
         self.error: ReplyError | None = None
 
     # -- errors -------------------------------------------------------------------------------------
+
+    def _new_parser(self, role: Any) -> Any:
+        """An openai-harmony streaming parser for this encoding; `role` `None` expects a `<|start|>` first."""
+        from openai_harmony import StreamableParser
+
+        return StreamableParser(self._encoding, role)
 
     def _record(self, code: str, message: str) -> None:
         if self.error is None:  # the first problem is the one worth reporting; later ones follow from it

@@ -70,7 +70,8 @@ def _as_dict(message: Any, index: int) -> Mapping[str, Any]:
         return message
     dump = getattr(message, "model_dump", None)  # pydantic models, e.g. the openai SDK's message params
     if callable(dump):
-        return dump(exclude_none=True)
+        dumped: Mapping[str, Any] = dump(exclude_none=True)
+        return dumped
     raise InvalidRequestError(
         f"messages[{index}] must be a dict like {{'role': 'user', 'content': '...'}}, got {type(message).__name__}."
     )
@@ -95,7 +96,7 @@ class _HeaderKey(NamedTuple):
         return [system] if developer is None else [system, developer]
 
 
-def _system_message(key: _HeaderKey):
+def _system_message(key: _HeaderKey) -> Any:
     from openai_harmony import Message, ReasoningEffort, Role, SystemContent
 
     content = SystemContent.new().with_reasoning_effort(ReasoningEffort(key.reasoning_effort.capitalize()))
@@ -110,7 +111,7 @@ def _system_message(key: _HeaderKey):
     return Message.from_role_and_content(Role.SYSTEM, content)
 
 
-def _developer_message(key: _HeaderKey):
+def _developer_message(key: _HeaderKey) -> Any:
     from openai_harmony import DeveloperContent, Message, Role, ToolDescription
 
     if not key.instructions and not key.tools:
@@ -230,14 +231,14 @@ def _body_messages(messages: Sequence[Any], developer_texts: list[str]) -> list[
                     .with_content_type("<|constrain|>json")
                 )
         else:  # tool
-            name = message.get("name") or call_names.get(message.get("tool_call_id") or "") or last_call_name
-            if not name:
+            answered = message.get("name") or call_names.get(message.get("tool_call_id") or "") or last_call_name
+            if not answered:
                 raise InvalidRequestError(
                     f"{where}: a tool message needs a `name`, or a `tool_call_id` of an earlier assistant "
                     "tool call, so the model knows which function answered."
                 )
             body.append(
-                Message.from_author_and_content(Author.new(Role.TOOL, f"functions.{name}"), text)
+                Message.from_author_and_content(Author.new(Role.TOOL, f"functions.{answered}"), text)
                 .with_channel("commentary")
                 .with_recipient("assistant")
             )
@@ -274,7 +275,7 @@ def _conversation_parts(
     return key, body
 
 
-def build_conversation(messages: Sequence[Any], **options: Any):
+def build_conversation(messages: Sequence[Any], **options: Any) -> Any:
     """Translate Chat Completions `messages` into an `openai_harmony.Conversation`.
 
     `system` and `developer` messages (and `instructions`, placed first) become the harmony developer
@@ -317,7 +318,7 @@ def drop_completed_reasoning(messages: list[Any]) -> list[Any]:
     return kept
 
 
-def _config():
+def _config() -> Any:
     from openai_harmony import RenderConversationConfig
 
     # Our own rule (`drop_completed_reasoning`) decides which analysis stays; harmony's must not add to it.
@@ -341,7 +342,8 @@ def render(messages: Sequence[Any], **options: Any) -> list[int]:
 
 def render_text(messages: Sequence[Any], **options: Any) -> str:
     """The prompt `render` produces, decoded to text (special tokens spelled out)."""
-    return harmony_encoding().decode(render(messages, **options))
+    text: str = harmony_encoding().decode(render(messages, **options))
+    return text
 
 
 def stop_token_ids() -> list[int]:

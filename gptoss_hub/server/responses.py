@@ -210,15 +210,14 @@ def response_object(
     request: ResponsesRequest, reply: Reply | None, model_name: str, response_id: str, created: int
 ) -> dict[str, Any]:
     """A `response` object; `reply=None` is the in-progress response streaming starts with."""
-    done = reply is not None
-    incomplete = done and reply.finish_reason == "length"
+    incomplete = reply is not None and reply.finish_reason == "length"
     body: dict[str, Any] = {
         "id": response_id,
         "object": "response",
         "created_at": created,
-        "status": ("incomplete" if incomplete else "completed") if done else "in_progress",
+        "status": ("incomplete" if incomplete else "completed") if reply is not None else "in_progress",
         "model": model_name,
-        "output": _output_items(reply) if done else [],
+        "output": _output_items(reply) if reply is not None else [],
         "instructions": request.instructions,
         "tools": request.tools or [],
         "tool_choice": request.tool_choice or "auto",
@@ -234,7 +233,7 @@ def response_object(
         "usage": None,
         "metadata": {},
     }
-    if done:
+    if reply is not None:
         body["usage"] = {
             "input_tokens": reply.usage.prompt_tokens,
             "input_tokens_details": {"cached_tokens": 0},
@@ -344,6 +343,7 @@ async def response_events(
                 item = _new_reasoning_item() if kind == "reasoning" else _new_message_item()
                 for chunk in open_new(item):
                     yield chunk
+            assert open_item is not None  # opened just above, or still open from the previous delta
             text.append(stream_event.text)
             yield event(
                 "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta",
@@ -364,6 +364,7 @@ async def response_events(
             for chunk in open_new(item):
                 yield chunk
         elif isinstance(stream_event, ToolCallArgumentsDelta):
+            assert open_item is not None  # ToolCallStarted opened it
             text.append(stream_event.text)
             yield event(
                 "response.function_call_arguments.delta",

@@ -79,7 +79,7 @@ RELEASED_GENERATION_CONFIG: dict[str, Any] = {
 # Bytes produced per step when generating a tensor: a multiple of 8, so a tensor's random stream does
 # not depend on how it is cut into chunks.
 _CHUNK_BYTES = 64 * 2**20
-_SAFETENSORS_DTYPES = {"BF16": np.dtype(np.uint16), "U8": np.dtype(np.uint8)}
+_SAFETENSORS_DTYPES: dict[str, np.dtype[Any]] = {"BF16": np.dtype(np.uint16), "U8": np.dtype(np.uint8)}
 _BF16_ONE = 0x3F80
 
 _README = """# Random {title}

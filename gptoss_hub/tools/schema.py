@@ -59,7 +59,10 @@ def _rewrite_root(schema: Mapping[str, Any], *, tool: str, path: str, strip_titl
         for name, sub in schema[key].items()
     }
     # A deep copy, so that no list or default in the spec is shared with the caller's dict.
-    return _rewrite(copy.deepcopy(dict(schema)), _Rewrite(tool, definitions, strip_titles), path, ())
+    rewritten: dict[str, Any] = _rewrite(
+        copy.deepcopy(dict(schema)), _Rewrite(tool, definitions, strip_titles), path, ()
+    )
+    return rewritten
 
 
 def _rewrite(schema: Any, context: _Rewrite, path: str, seen: tuple[str, ...]) -> Any:

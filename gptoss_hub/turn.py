@@ -1,0 +1,273 @@
+"""How one assistant turn is driven, chosen once per model when it loads (`turn_driver`).
+
+- `TokenTurns`, for every `Engine` (engines move token ids): render the messages to harmony, generate,
+  parse the ids back into events. The hub enforces `max_tokens` and the stop ids itself, whatever the engine
+  does, and steers a forced `tool_choice` into its call (`gptoss_hub.steering`).
+- `RemoteTurns`, for a `MessageEngine` (a server that renders and parses harmony itself): send the
+  messages, relay the events it yields.
+
+Every decision of a token turn lives in `TokenTurn`; `TokenTurns.stream` and `astream` only move chunks into
+it, one with a synchronous engine iterator and one with an asynchronous one. The synchronous API is not built
+on the asynchronous one: driving an event loop per call (and a thread hop per chunk for a synchronous
+runtime such as llama.cpp) costs more than the hub's whole turn on a small model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from gptoss_hub.engine import Engine, GenerationChunk, GenerationRequest, MessageEngine
+from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.events import Done, StreamEvent
+from gptoss_hub.harmony import ReplyParser, render, stop_token_ids
+from gptoss_hub.reply import Timings, Usage
+from gptoss_hub.steering import CallSteering
+from gptoss_hub.tool_choice import ToolChoice
+from gptoss_hub.tools import normalize_tools
+
+__all__ = ["RemoteTurns", "TokenTurn", "TokenTurns", "TurnDriver", "turn_driver"]
+
+#: `Model.chat` options that shape the prompt rather than the sampling.
+RENDER_OPTIONS = (
+    "tools",
+    "builtin_tools",
+    "reasoning_effort",
+    "instructions",
+    "model_identity",
+    "knowledge_cutoff",
+    "current_date",
+    "keep_reasoning",
+)
+
+
+class TurnDriver(Protocol):
+    """Drives one assistant turn: the events of the reply to `messages`, the last one `Done(reply)`."""
+
+    def stream(self, messages: list[Any], options: dict[str, Any]) -> Iterator[StreamEvent]: ...
+
+    def astream(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[StreamEvent]: ...
+
+
+def turn_driver(engine: Engine | MessageEngine, backend: str) -> TurnDriver:
+    """The driver for `engine`: remote turns for a message engine, token turns for every other."""
+    if isinstance(engine, MessageEngine):
+        return RemoteTurns(engine)
+    return TokenTurns(engine, backend)
+
+
+class RemoteTurns:
+    """Turns on a server that speaks harmony itself: the messages go out, its events come back as they are."""
+
+    def __init__(self, engine: MessageEngine):
+        self.engine = engine
+
+    def stream(self, messages: list[Any], options: dict[str, Any]) -> Iterator[StreamEvent]:
+        """The server's events for one turn."""
+        return self.engine.stream_messages(messages, options)
+
+    def astream(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        """Asynchronous twin of `stream`."""
+        return self.engine.astream_messages(messages, options)
+
+
+class TokenTurns:
+    """Turns on an engine of token ids: render → generate → parse."""
+
+    def __init__(self, engine: Engine, backend: str):
+        self.engine = engine
+        self.backend = backend
+
+    def begin(self, messages: list[Any], options: dict[str, Any]) -> TokenTurn:
+        """Validate `options` and render `messages`: the turn, ready for its first generation."""
+        unknown = set(options) - {*RENDER_OPTIONS, *_SAMPLING_OPTIONS}
+        if unknown:
+            raise InvalidRequestError(
+                f"Unknown option(s) {', '.join(sorted(unknown))}. Accepted: {', '.join([*RENDER_OPTIONS, *_SAMPLING_OPTIONS])}."
+            )
+        render_options = {name: options[name] for name in RENDER_OPTIONS if name in options}
+        tools = normalize_tools(render_options.get("tools") or ())
+        choice = ToolChoice.parse(options.get("tool_choice"), [spec.name for spec in tools])
+        capabilities = self.engine.capabilities
+        call_schema = None
+        if choice.mode == "function" and capabilities.json_schema:
+            call_schema = next(spec.parameters for spec in tools if spec.name == choice.name) or None
+        if choice.mode == "none":
+            # Harmony has no "tools offered but not callable": a model that sees no tools calls none.
+            render_options["tools"] = None
+        schema = json_schema_of(options.get("response_format"))
+        if schema is not None and not capabilities.json_schema:
+            raise InvalidRequestError(
+                f"Backend {self.backend} does not support structured output (response_format). "
+                "Use a backend that declares json_schema (vllm, llamacpp), or drop response_format."
+            )
+        sampling = {name: options[name] for name in _SAMPLING_FIELDS if options.get(name) is not None}
+        prompt = render(messages, **render_options)
+        try:
+            request = GenerationRequest(
+                prompt_ids=prompt, stop_token_ids=stop_token_ids(), json_schema=schema, **sampling
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise InvalidRequestError(f"Invalid generation settings: {problems}.") from exc
+        return TokenTurn(request, CallSteering(choice, call_schema, capabilities.max_context))
+
+    def stream(self, messages: list[Any], options: dict[str, Any]) -> Iterator[StreamEvent]:
+        """The events of one turn, generated with the engine's synchronous `generate`."""
+        turn = self.begin(messages, options)
+        request: GenerationRequest | None = turn.request
+        while request is not None:
+            chunks = self.engine.generate(request)
+            try:
+                for chunk in chunks:
+                    yield from turn.feed(chunk)
+                    if turn.interrupted:
+                        break
+            finally:
+                # Stops the engine's work on a refused message (and frees the engine for the next request).
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            events, request = turn.resume()
+            yield from events
+        yield from turn.finish()
+
+    async def astream(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        """Asynchronous twin of `stream`, generated with the engine's `agenerate`."""
+        turn = self.begin(messages, options)
+        request: GenerationRequest | None = turn.request
+        while request is not None:
+            chunks = self.engine.agenerate(request)
+            try:
+                async for chunk in chunks:
+                    for event in turn.feed(chunk):
+                        yield event
+                    if turn.interrupted:
+                        break
+            finally:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            events, request = turn.resume()
+            for event in events:
+                yield event
+        for event in turn.finish():
+            yield event
+
+
+#: Sampling options, as `GenerationRequest` names them (None leaves its default).
+_SAMPLING_FIELDS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "seed")
+_SAMPLING_OPTIONS = (*_SAMPLING_FIELDS, "response_format", "tool_choice")
+
+
+class TokenTurn:
+    """One assistant turn in flight on a token engine: chunks in, events out, usage and timings at the end.
+
+    `feed` takes each chunk the engine yields; once `interrupted` is set the caller stops that generation and
+    calls `resume()`, which gives the events and request to go on with (a steered tool call), or `None` when
+    the turn is over. `finish()` gives the last events, ending with `Done(reply)`.
+    """
+
+    def __init__(self, request: GenerationRequest, steering: CallSteering):
+        self.request = request
+        self.steering = steering
+        self.parser = ReplyParser()
+        self.prompt_tokens = len(request.prompt_ids)
+        self.started = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.finish_reason: str | None = None
+        #: The model began a message the tool choice does not allow: steer before going on.
+        self.steer_needed = False
+        #: The turn is over whatever the engine does next: a stop id or `max_tokens` was reached. The hub
+        #: enforces both itself, so an engine that overruns them cannot lengthen a reply.
+        self.ended = False
+        self.stop_ids = frozenset(request.stop_token_ids)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the current generation must stop here (the turn ended, or it needs steering)."""
+        return self.steer_needed or self.ended
+
+    def feed(self, chunk: GenerationChunk) -> list[StreamEvent]:
+        """The events of the ids in `chunk`, up to the turn's end."""
+        if chunk.token_ids and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+        events: list[StreamEvent] = []
+        parser, steering, stop_ids = self.parser, self.steering, self.stop_ids
+        budget = self.request.max_tokens
+        for token_id in chunk.token_ids:
+            if budget is not None and len(parser.token_ids) >= budget:
+                self.finish_reason, self.ended = "length", True
+                return events
+            produced = parser.feed(token_id)
+            if steering.active and steering.refuses(parser):
+                # The events of the refused header (a wrong call's start) never reach the caller.
+                self.steer_needed = True
+                return events
+            events.extend(produced)
+            if token_id in stop_ids:
+                self.finish_reason, self.ended = "stop", True
+                return events
+        return events
+
+    def resume(self) -> tuple[list[StreamEvent], GenerationRequest | None]:
+        """After a generation stops: the events and request of the steered call, or `([], None)` when the
+        turn is over."""
+        if not self.steer_needed:
+            return [], None
+        self.steer_needed = False
+        continuation = self.steering.continuation(self.parser, self.request)
+        self.parser, self.finish_reason = continuation.parser, continuation.finish_reason
+        if continuation.request is not None:
+            self.stop_ids = frozenset(continuation.request.stop_token_ids)
+        return continuation.events, continuation.request
+
+    def finish(self) -> list[StreamEvent]:
+        """The last events of the turn, ending with `Done(reply)` with usage and timings."""
+        events = self.parser.finish(self.finish_reason)  # type: ignore[arg-type]
+        done = events[-1]
+        assert isinstance(done, Done)
+        completion = len(done.reply.token_ids)
+        reply = done.reply.model_copy(
+            update={
+                "usage": Usage(
+                    prompt_tokens=self.prompt_tokens,
+                    completion_tokens=completion,
+                    total_tokens=self.prompt_tokens + completion,
+                ),
+                "timings": Timings.since(self.started, self.first_token_at, completion),
+            }
+        )
+        return [*events[:-1], Done(reply)]
+
+
+def json_schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON schema inside an OpenAI `response_format`, or `None` for plain text."""
+    if response_format is None or response_format.get("type") == "text":
+        return None
+    if response_format.get("type") == "json_object":
+        return {"type": "object"}
+    if response_format.get("type") == "json_schema":
+        body = response_format.get("json_schema") or {}
+        schema = body.get("schema")
+        if isinstance(schema, dict):
+            return schema
+    raise InvalidRequestError(
+        "response_format must be {'type': 'text'}, {'type': 'json_object'} or "
+        f"{{'type': 'json_schema', 'json_schema': {{'name': ..., 'schema': {{...}}}}}}; got {response_format!r}."
+    )
+
+
+def message_list(messages: Sequence[Any]) -> list[Any]:
+    """`messages` as a list; anything but a sequence of messages is an `InvalidRequestError`."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise InvalidRequestError(
+            "messages must be a list of dicts like [{'role': 'user', 'content': 'Hi'}], "
+            f"got {type(messages).__name__}."
+        )
+    return list(messages)
