@@ -27,7 +27,9 @@ if TYPE_CHECKING:
         EngineInfo,
         GenerationChunk,
         GenerationRequest,
+        LoadRequest,
         MessageEngine,
+        validate_options,
     )
     from gptoss_hub.loading import load
     from gptoss_hub.model import Model, ModelInfo
@@ -42,6 +44,7 @@ __all__ = [
     "GenerationChunk",
     "GenerationRequest",
     "GptOssHubError",
+    "LoadRequest",
     "MessageEngine",
     "Model",
     "ModelInfo",
@@ -56,6 +59,7 @@ __all__ = [
     "hookimpl",
     "load",
     "plan",
+    "validate_options",
 ]
 
 # name -> module that defines it; resolved on first access so `import gptoss_hub` stays light.
@@ -66,7 +70,9 @@ _LAZY = {
     "EngineInfo": "gptoss_hub.engine",
     "GenerationChunk": "gptoss_hub.engine",
     "GenerationRequest": "gptoss_hub.engine",
+    "LoadRequest": "gptoss_hub.engine",
     "MessageEngine": "gptoss_hub.engine",
+    "validate_options": "gptoss_hub.engine",
     "Model": "gptoss_hub.model",
     "ModelInfo": "gptoss_hub.model",
     "ModelSpec": "gptoss_hub.sources",

@@ -150,8 +150,8 @@ def _consider(backend: Any, spec: ModelSpec, report: HardwareReport, preferences
     candidate = Candidate(
         backend.name, backend.rank, tuple(backend.check(report, spec)), memory=backend.memory_estimate(report, spec)
     )
-    bound_to = getattr(backend, "device", None)
-    if preferences.device and isinstance(bound_to, str) and not preferences.device.startswith(bound_to):
+    bound_to = backend.device
+    if preferences.device and bound_to is not None and not preferences.device.startswith(bound_to):
         reason = f"device={preferences.device!r} was asked for; {backend.name} runs on {bound_to}."
         candidate = replace(candidate, reasons=(*candidate.reasons, reason))
     if (own := backend.rank_adjustment(report, spec)) is not None:

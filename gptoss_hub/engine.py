@@ -15,8 +15,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,6 +36,7 @@ __all__ = [
     "EngineInfo",
     "GenerationChunk",
     "GenerationRequest",
+    "LoadRequest",
     "MessageEngine",
     "token_chunk",
     "validate_options",
@@ -94,6 +95,8 @@ class GenerationChunk:
 
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
+#: What `gh.load()` takes for every backend and hands over as `LoadRequest` fields, not as options.
+_LOAD_REQUEST_FIELDS = ("device", "max_context")
 
 
 def validate_options(options_class: type[OptionsT], options: dict[str, Any], backend: str) -> OptionsT:
@@ -104,8 +107,10 @@ def validate_options(options_class: type[OptionsT], options: dict[str, Any], bac
     except ValidationError as exc:
         error = exc.errors()[0]
         where = error["loc"][0] if error["loc"] else "options"
+        own = [name for name in options_class.model_fields if name not in _LOAD_REQUEST_FIELDS]
         raise InvalidRequestError(
-            f"Invalid option for {backend}: {where}: {error['msg']}. Accepted: {', '.join(options_class.model_fields)}."
+            f"Invalid option for {backend}: {where}: {error['msg']}. Accepted: {', '.join(own) or 'none'}; "
+            "and on every backend device= and max_context=."
         ) from exc
 
 
@@ -233,6 +238,41 @@ class MessageEngine(EngineBase):
             loop.close()
 
 
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a backend's `load()` receives; `gptoss_hub.load()` builds it once, for every backend."""
+
+    #: The model: `spec.kind` is `reference` (the tiny checkpoints, `spec.name` "tiny-harmony" or
+    #: "tiny-random"), `hf_repo` (`repo_id`, `revision`), `local_dir` or `gguf_file` (`path`), or `endpoint`
+    #: (`url`); `spec.name` is what sentences call it. `spec.local_dir()` downloads a repo when needed.
+    spec: ModelSpec
+    #: The machine (this one, as probed).
+    report: HardwareReport
+    #: The device asked for (`gh.load(device=…)`: "cpu", "cuda", "cuda:1", "metal", …); `None` lets the
+    #: backend choose. A backend that cannot run there raises `InvalidRequestError`.
+    device: str | None = None
+    #: The context asked for in tokens (`gh.load(max_context=…)`), validated; `None`: the backend's default.
+    #: The plan budgeted memory for `spec.context_tokens`: this, or the hub's default of 8192.
+    context: int | None = None
+    #: The backend's own options as the caller passed them; validate them with `validate_options`.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec: ModelSpec, report: HardwareReport, *, device: str | None = None, **options: Any) -> LoadRequest:
+        """A request from `gh.load()`'s keyword arguments: `max_context` becomes `context`, the rest `options`."""
+        context = options.pop("max_context", None)
+        if context is not None and (isinstance(context, bool) or not isinstance(context, int) or context < 1):
+            raise InvalidRequestError(f"max_context must be a positive number of tokens, got {context!r}.")
+        return cls(spec=spec, report=report, device=device, context=context, options=options)
+
+    def context_tokens(self, native: int | None = None, native_name: str = "") -> int | None:
+        """The context asked for, through `max_context` or the backend's own name for it (`native`, e.g.
+        llama.cpp's `n_ctx`); both at once must agree."""
+        if native is not None and self.context is not None and native != self.context:
+            raise InvalidRequestError(f"Pass {native_name} or max_context, not both (they mean the same).")
+        return native if native is not None else self.context
+
+
 class Backend(abc.ABC):
     """A way to run gpt-oss: a runtime plus a configuration of it (e.g. `transformers/cpu`).
 
@@ -248,6 +288,9 @@ class Backend(abc.ABC):
     description: ClassVar[str] = ""
     #: Serves many requests at once (continuous batching): preferred when planning with `serving=True`.
     batching: ClassVar[bool] = False
+    #: The one device a backend bound to one runs on ("cpu", "cuda", "rocm", "metal"); `None` for a backend
+    #: that runs wherever it is asked. `gh.load(device=…)` sets aside the backends bound to another.
+    device: ClassVar[str | None] = None
 
     @property
     def family(self) -> str:
@@ -279,5 +322,7 @@ class Backend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine | MessageEngine:
-        """Load the weights and return a ready `Engine`. Unknown options raise `InvalidRequestError`."""
+    def load(self, request: LoadRequest) -> Engine | MessageEngine:
+        """Load `request.spec` and return a ready engine: an `Engine` (token ids in, token ids out) for a local
+        runtime, a `MessageEngine` for a server that speaks harmony itself. Unknown or invalid options raise
+        `InvalidRequestError`; what is missing to run here, `BackendUnavailableError`."""

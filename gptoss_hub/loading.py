@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, replace
 from typing import Any
 
 from gptoss_hub.dispatch import Candidate, Plan, plan
+from gptoss_hub.engine import LoadRequest
 from gptoss_hub.environment import requested_backend, where_served
 from gptoss_hub.errors import BackendUnavailableError
 from gptoss_hub.hardware import probe
@@ -43,8 +45,9 @@ def load(
     # remote backend can take one, so dispatch picks it.
     spec = where_served(resolve_model(model), backend, options.pop("base_url", None))
     report = probe()
-    the_plan = plan(spec, report, backend=backend, serving=serving, context=options.get("max_context"), device=device)
-    chosen = _chosen(the_plan, options)
+    request = LoadRequest.of(spec, report, device=device, **options)
+    the_plan = plan(spec, report, backend=backend, serving=serving, context=request.context, device=device)
+    chosen = _chosen(the_plan, request.options)
     # The plan's spec: it carries the context budget, and the server when the model is served elsewhere.
     spec = the_plan.spec
     registry = backend_registry()
@@ -58,7 +61,7 @@ def load(
             break
         reasons.append(f"{candidate.backend} passed over: {'; '.join(candidate.reasons)}")
     _log.info("loading %s with %s", spec.name, chosen.backend)
-    engine = chosen_backend.load(spec, report, device=device, **options)
+    engine = chosen_backend.load(replace(request, spec=spec))
     fallback = engine.info.details.get("fallback")
     info = ModelInfo(
         model=spec.name,
@@ -78,7 +81,7 @@ def load(
     return Model(engine, spec, info)
 
 
-def _chosen(the_plan: Plan, options: dict[str, Any]) -> Candidate:
+def _chosen(the_plan: Plan, options: Mapping[str, Any]) -> Candidate:
     """The candidate to load: the plan's choice, or, with `fallback=True`, the one backend asked for by name
     even though it cannot run as asked: its `load()` then continues on the next variant that can (and says
     so in `EngineInfo.details["fallback"]`), rather than the plan refusing before it is tried."""

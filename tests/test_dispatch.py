@@ -22,7 +22,7 @@ def _backend(backend_name, backend_rank, reasons):
         def check(self, report, spec):
             return list(reasons)
 
-        def load(self, spec, report, **options):
+        def load(self, request):
             raise NotImplementedError
 
     return Fake

@@ -171,7 +171,9 @@ def test_mxfp4_export_runs_with_the_same_harmony_structure():
 def test_options_are_checked():
     import gptoss_hub as gh
 
-    with pytest.raises(InvalidRequestError, match="Accepted: device, n_gpu_layers"):
+    with pytest.raises(
+        InvalidRequestError, match=r"Accepted: n_gpu_layers, n_ctx, .*; and on every backend device= and max_context="
+    ):
         gh.load("tiny", backend="llamacpp", gpu_layers=3)
     with pytest.raises(BackendUnavailableError, match=r"(?s)no CUDA GPU was found.*device='cuda' was asked for"):
         gh.load("tiny", backend="llamacpp", device="cuda")

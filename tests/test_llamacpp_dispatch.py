@@ -11,6 +11,7 @@ from gptoss_hub.backends.llamacpp.files import GGUF_REPOS, choose_gguf_files, gg
 from gptoss_hub.hardware import load_fixture
 
 import gptoss_hub as gh
+from gptoss_hub.engine import LoadRequest
 from gptoss_hub.errors import InvalidRequestError, ModelNotFoundError
 from gptoss_hub.sources import resolve_model
 
@@ -116,22 +117,22 @@ def captured(monkeypatch):
 
 def test_load_offloads_every_layer_where_the_build_has_the_gpu(captured):
     spec = resolve_model("20b")
-    METAL().load(spec, load_fixture("m3-max"), device=None)
+    METAL().load(LoadRequest.of(spec, load_fixture("m3-max"), device=None))
     assert captured["device"] == "metal" and captured["settings"]["n_gpu_layers"] == -1
     assert captured["settings"]["flash_attn"] is True and captured["path"] == Path("mxfp4")
     assert captured["settings"]["n_ctx"] == 8192 and captured["settings"]["n_threads"] == 16
 
-    CPU().load(spec, load_fixture("rtx-4090"), device="cpu", quantization="Q8_0")
+    CPU().load(LoadRequest.of(spec, load_fixture("rtx-4090"), device="cpu", quantization="Q8_0"))
     assert captured["device"] == "cpu" and captured["settings"]["n_gpu_layers"] == 0
     assert captured["settings"]["flash_attn"] is False and captured["path"] == Path("Q8_0")
 
-    CPU().load(spec, load_fixture("cpu-only"), device=None, max_context=4096, n_gpu_layers=0)
+    CPU().load(LoadRequest.of(spec, load_fixture("cpu-only"), device=None, max_context=4096, n_gpu_layers=0))
     assert captured["device"] == "cpu" and captured["settings"]["n_ctx"] == 4096
 
 
 def test_a_gpu_the_build_cannot_use_is_refused(captured):
     with pytest.raises(InvalidRequestError, match="CMAKE_ARGS='-DGGML_CUDA=on'"):
-        CUDA().load(resolve_model("20b"), load_fixture("cpu-only"), device="cuda")
+        CUDA().load(LoadRequest.of(resolve_model("20b"), load_fixture("cpu-only"), device="cuda"))
 
 
 def test_asking_for_the_cpu_picks_the_cpu_variant_where_a_gpu_build_would_win():

@@ -5,7 +5,7 @@ import pytest
 import gptoss_hub as gh
 from gptoss_hub import plugins
 from gptoss_hub.engine import Backend
-from gptoss_hub.errors import BackendUnavailableError, PluginError
+from gptoss_hub.errors import BackendUnavailableError, InvalidRequestError, PluginError
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_registry_validates_what_plugins_add():
         def check(self, report, spec):
             return []
 
-        def load(self, spec, report, **options):
+        def load(self, request):
             raise NotImplementedError
 
     with pytest.raises(PluginError, match="without a `name`"):
@@ -173,3 +173,35 @@ def test_asking_for_a_backend_whose_plugin_failed_names_the_plugin_and_where(fre
         message
     )
     assert f"(at {__file__}:" in message and message.endswith("See `gptoss-hub doctor`.")
+
+
+def test_a_load_request_validates_the_context_once_for_every_backend():
+    from gptoss_hub.hardware import load_fixture
+
+    from gptoss_hub.engine import LoadRequest
+    from gptoss_hub.sources import resolve_model
+
+    spec, report = resolve_model("tiny"), load_fixture("cpu-only")
+    request = LoadRequest.of(spec, report, device="cpu", max_context=4096, n_threads=2)
+    assert (request.device, request.context, dict(request.options)) == ("cpu", 4096, {"n_threads": 2})
+    assert request.context_tokens() == 4096 and request.context_tokens(4096, "n_ctx") == 4096
+    with pytest.raises(InvalidRequestError, match="Pass n_ctx or max_context, not both"):
+        request.context_tokens(2048, "n_ctx")
+    assert LoadRequest.of(spec, report).context_tokens(2048, "n_ctx") == 2048
+    for bad in (0, -1, "8192", True):
+        with pytest.raises(InvalidRequestError, match="max_context must be a positive number of tokens"):
+            LoadRequest.of(spec, report, max_context=bad)
+
+
+def test_a_remote_model_refuses_a_device_or_a_context_it_would_ignore():
+    pytest.importorskip("openai", reason="the openai extra is installed by .ci/run")
+    from gptoss_hub.backends.openai import OpenAIBackend
+    from gptoss_hub.hardware import load_fixture
+
+    from gptoss_hub.engine import LoadRequest
+    from gptoss_hub.sources import resolve_model
+
+    spec, report = resolve_model("http://127.0.0.1:9/v1"), load_fixture("cpu-only")
+    for asked in ({"device": "cuda"}, {"max_context": 4096}):
+        with pytest.raises(InvalidRequestError, match="does not apply to a model on a remote server"):
+            OpenAIBackend().load(LoadRequest.of(spec, report, **asked))

@@ -103,7 +103,9 @@ def test_sampling_honours_seed_and_limits(tiny_model):
 def test_unknown_load_option_is_a_typed_error():
     import gptoss_hub as gh
 
-    with pytest.raises(InvalidRequestError, match="Accepted: device, dtype"):
+    with pytest.raises(
+        InvalidRequestError, match="Accepted: dtype, threads; and on every backend device= and max_context="
+    ):
         gh.load("tiny", backend="transformers", flash=True)
     with pytest.raises(InvalidRequestError, match="runs on device 'cpu'"):
         gh.load("tiny", backend="transformers", device="cuda")

@@ -21,6 +21,7 @@ from gptoss_hub.hardware.recorded import RecordedHost, recorded_machine
 
 import gptoss_hub as gh
 from gptoss_hub.cli.main import main
+from gptoss_hub.engine import LoadRequest
 from gptoss_hub.errors import BackendError, BackendUnavailableError, InvalidRequestError
 from gptoss_hub.sources import ModelSpec, resolve_model
 
@@ -312,15 +313,17 @@ def test_tp_plan_without_torchrun_says_how_to_launch(monkeypatch):
         "layers over the GPUs from one process."
     )
     with pytest.raises(InvalidRequestError) as error:
-        GPU_BACKENDS[0]().load(spec, report, device=None, tp_plan="auto")
+        GPU_BACKENDS[0]().load(LoadRequest.of(spec, report, device=None, tp_plan="auto"))
     assert str(error.value) == expected
     monkeypatch.setenv("WORLD_SIZE", "4")
     with pytest.raises(InvalidRequestError, match=r"torchrun started 4 processes .* has 2 GPUs"):
-        GPU_BACKENDS[0]().load(spec, report, device=None, tp_plan="auto")
+        GPU_BACKENDS[0]().load(LoadRequest.of(spec, report, device=None, tp_plan="auto"))
     with pytest.raises(InvalidRequestError, match="leave device unset with tp_plan"):
-        GPU_BACKENDS[0]().load(spec, report, device="cuda:0", tp_plan="auto")
-    with pytest.raises(InvalidRequestError, match="Accepted: device, max_context, tp_plan, fallback"):
-        GPU_BACKENDS[0]().load(spec, report, tp_plan="rowwise")
+        GPU_BACKENDS[0]().load(LoadRequest.of(spec, report, device="cuda:0", tp_plan="auto"))
+    with pytest.raises(
+        InvalidRequestError, match="Accepted: tp_plan, fallback; and on every backend device= and max_context="
+    ):
+        GPU_BACKENDS[0]().load(LoadRequest.of(spec, report, tp_plan="rowwise"))
 
 
 # --- loading, with the GPU steps replaced ----------------------------------------------------------------
@@ -377,7 +380,7 @@ def gpu_steps(monkeypatch, tmp_path):
 
 
 def test_loads_exactly_the_variant_asked_for(gpu_steps):
-    engine = load_gpu_engine(FA3, resolve_model("20b"), load_fixture("h100"))
+    engine = load_gpu_engine(FA3, LoadRequest.of(resolve_model("20b"), load_fixture("h100")))
     assert gpu_steps.fetched == ["kernels-community/gpt-oss-triton-kernels", FA3_ATTENTION]
     assert gpu_steps.calls == [_expected(FA3, "cuda")]
     assert (engine.info.quantization, engine.info.attention) == ("mxfp4 (triton kernels)", FA3_ATTENTION)
@@ -387,7 +390,7 @@ def test_loads_exactly_the_variant_asked_for(gpu_steps):
 def test_a_kernel_that_cannot_be_fetched_is_a_typed_error(gpu_steps):
     gpu_steps.failing[FA3_ATTENTION] = OSError("cannot reach huggingface.co")
     with pytest.raises(BackendUnavailableError) as error:
-        load_gpu_engine(FA3, resolve_model("20b"), load_fixture("h100"))
+        load_gpu_engine(FA3, LoadRequest.of(resolve_model("20b"), load_fixture("h100")))
     assert str(error.value) == (
         "transformers/mxfp4+fa3 cannot load openai/gpt-oss-20b: Flash-Attention-3 with attention sinks (Hub kernel "
         "kernels-community/vllm-flash-attn3) could not be fetched or loaded: OSError: cannot reach huggingface.co. "
@@ -402,14 +405,14 @@ def test_a_kernel_that_cannot_be_fetched_is_a_typed_error(gpu_steps):
 def test_missing_triton_in_this_process_is_caught_before_transformers_dequantizes(gpu_steps, monkeypatch):
     monkeypatch.setattr(gpu_runtime, "runtime_problems", lambda variant: ["triton >= 3.4 is not importable here."])
     with pytest.raises(BackendUnavailableError, match=r"^transformers/mxfp4 cannot load .*: triton >= 3.4 is not"):
-        load_gpu_engine(MXFP4, resolve_model("20b"), load_fixture("b200"))
+        load_gpu_engine(MXFP4, LoadRequest.of(resolve_model("20b"), load_fixture("b200")))
     assert gpu_steps.calls == []
 
 
 def test_a_quietly_dequantized_load_is_an_error(gpu_steps):
     gpu_steps.loaded = lambda kwargs: FakeModel(mxfp4_experts=False)
     with pytest.raises(BackendUnavailableError) as error:
-        load_gpu_engine(MXFP4, resolve_model("20b"), load_fixture("b200"))
+        load_gpu_engine(MXFP4, LoadRequest.of(resolve_model("20b"), load_fixture("b200")))
     assert str(error.value) == (
         "transformers/mxfp4 cannot load openai/gpt-oss-20b: transformers loaded the experts dequantized to bf16 "
         "(about three times the memory of MXFP4), because its MXFP4 kernels did not load; its warning above says "
@@ -421,7 +424,7 @@ def test_a_quietly_dequantized_load_is_an_error(gpu_steps):
 def test_offloading_to_the_cpu_is_an_error(gpu_steps):
     gpu_steps.loaded = lambda kwargs: FakeModel(mxfp4_experts=False, device_map={"model.layers.0": 0, "lm_head": "cpu"})
     with pytest.raises(BackendUnavailableError, match="part of the model on the cpu because the GPUs could not hold"):
-        load_gpu_engine(BF16, resolve_model("20b"), load_fixture("h100"))
+        load_gpu_engine(BF16, LoadRequest.of(resolve_model("20b"), load_fixture("h100")))
 
 
 def test_transformers_failing_is_a_backend_error(gpu_steps):
@@ -430,13 +433,13 @@ def test_transformers_failing_is_a_backend_error(gpu_steps):
 
     gpu_steps.loaded = out_of_memory
     with pytest.raises(BackendError, match=r"transformers failed while loading it: RuntimeError: CUDA out of memory"):
-        load_gpu_engine(BF16, resolve_model("20b"), load_fixture("h100"))
+        load_gpu_engine(BF16, LoadRequest.of(resolve_model("20b"), load_fixture("h100")))
 
 
 def test_fallback_continues_on_the_next_variant_and_says_so(gpu_steps):
     gpu_steps.failing[FA3_ATTENTION] = OSError("offline")
     with pytest.warns(VariantFallbackWarning, match="transformers/mxfp4\\+fa3 was wanted but transformers/mxfp4 is"):
-        engine = load_gpu_engine(FA3, resolve_model("20b"), load_fixture("h100"), fallback=True)
+        engine = load_gpu_engine(FA3, LoadRequest.of(resolve_model("20b"), load_fixture("h100"), fallback=True))
     fallback = engine.info.details["fallback"]
     assert (fallback["wanted"], fallback["running"]) == ("transformers/mxfp4+fa3", "transformers/mxfp4")
     assert (
@@ -452,7 +455,7 @@ def test_fallback_from_mxfp4_measures_memory_in_bf16(gpu_steps):
     """120b fits an H100 only in MXFP4: when its kernels fail, the bf16 variants are skipped for memory."""
     gpu_steps.failing["kernels-community/gpt-oss-triton-kernels"] = OSError("offline")
     with pytest.raises(BackendUnavailableError) as error:
-        load_gpu_engine(FA3, resolve_model("120b"), load_fixture("h100"), fallback=True)
+        load_gpu_engine(FA3, LoadRequest.of(resolve_model("120b"), load_fixture("h100"), fallback=True))
     message = str(error.value)
     assert message.startswith(
         "transformers/mxfp4+fa3 was asked for with fallback=True, and no transformers GPU variant can load "
@@ -463,7 +466,7 @@ def test_fallback_from_mxfp4_measures_memory_in_bf16(gpu_steps):
     assert gpu_steps.calls == []
     # 20b fits in bf16: the MegaBlocks variant runs, dequantizing on purpose.
     with pytest.warns(VariantFallbackWarning):
-        engine = load_gpu_engine(FA3, resolve_model("20b"), load_fixture("h100"), fallback=True)
+        engine = load_gpu_engine(FA3, LoadRequest.of(resolve_model("20b"), load_fixture("h100"), fallback=True))
     assert engine.info.details["fallback"]["running"] == "transformers/megablocks-bf16"
     assert engine.info.quantization == "mxfp4 dequantized to bf16"
     assert gpu_steps.calls[-1] == _expected(MEGABLOCKS, "cuda")
@@ -471,13 +474,13 @@ def test_fallback_from_mxfp4_measures_memory_in_bf16(gpu_steps):
 
 def test_without_fallback_a_variant_that_does_not_fit_is_refused_before_loading(gpu_steps):
     with pytest.raises(BackendUnavailableError, match=r"needs about 240 GiB in bf16 .* Or pass fallback=True"):
-        load_gpu_engine(BF16, resolve_model("120b"), load_fixture("h100"))
+        load_gpu_engine(BF16, LoadRequest.of(resolve_model("120b"), load_fixture("h100")))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no fallback happened, so no warning either
-        load_gpu_engine(BF16, resolve_model("20b"), load_fixture("h100"), device="cuda:0")
+        load_gpu_engine(BF16, LoadRequest.of(resolve_model("20b"), load_fixture("h100"), device="cuda:0"))
     assert gpu_steps.calls[-1]["device_map"] == "cuda:0"
     with pytest.raises(InvalidRequestError, match=r"device='cuda:1': this machine has 1 GPU transformers/bf16 can"):
-        load_gpu_engine(BF16, resolve_model("20b"), load_fixture("h100"), device="cuda:1")
+        load_gpu_engine(BF16, LoadRequest.of(resolve_model("20b"), load_fixture("h100"), device="cuda:1"))
 
 
 def test_this_machine_has_no_gpu_for_torch():
@@ -507,7 +510,7 @@ def test_a_loaded_model_generates_on_its_device(gpu_steps):
 
     folder = checkpoint_path("tiny-random")
     gpu_steps.loaded = lambda kwargs: GptOssForCausalLM.from_pretrained(folder, attn_implementation="eager")
-    engine = load_gpu_engine(BF16, resolve_model("tiny"), load_fixture("h100"))
+    engine = load_gpu_engine(BF16, LoadRequest.of(resolve_model("tiny"), load_fixture("h100")))
     assert (engine.info.device, engine.info.details["device_map"]) == ("cpu", "cuda")
     prompt = [200006, 1428, 200008, 12194, 200007, 200006, 173781]
     produced = [

@@ -8,6 +8,7 @@ from gptoss_hub.backends.vllm import engine as vllm_engine
 from gptoss_hub.hardware import load_fixture
 
 import gptoss_hub as gh
+from gptoss_hub.engine import LoadRequest
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.sources import resolve_model
 
@@ -95,7 +96,7 @@ def test_multi_gpu_and_multi_node_options_reach_the_engine_unchanged(monkeypatch
         "enforce_eager": True,
         "max_num_seqs": 64,
     }
-    VllmBackend().load(spec, report, device=None, **options)
+    VllmBackend().load(LoadRequest.of(spec, report, device=None, **options))
     assert captured["device"] == "cuda" and captured["arguments"]["model"] == str(tmp_path)
     assert {k: captured["arguments"][k] for k in options} == options
     assert captured["arguments"]["enable_prefix_caching"] is True
@@ -104,12 +105,14 @@ def test_multi_gpu_and_multi_node_options_reach_the_engine_unchanged(monkeypatch
 def test_bad_options_are_typed_errors(tmp_path):
     report = _with_vllm(load_fixture("h100"))
     spec = resolve_model(str(tmp_path))
-    with pytest.raises(InvalidRequestError, match="Accepted: device, tensor_parallel_size"):
-        VllmBackend().load(spec, report, tp=2)
+    with pytest.raises(
+        InvalidRequestError, match=r"Accepted: tensor_parallel_size, .*; and on every backend device= and max_context="
+    ):
+        VllmBackend().load(LoadRequest.of(spec, report, tp=2))
     with pytest.raises(InvalidRequestError, match="distributed_executor_backend"):
-        VllmBackend().load(spec, report, distributed_executor_backend="slurm")
+        VllmBackend().load(LoadRequest.of(spec, report, distributed_executor_backend="slurm"))
     with pytest.raises(InvalidRequestError, match="runs on cuda here, not 'cpu'"):
-        VllmBackend().load(spec, report, device="cpu")
+        VllmBackend().load(LoadRequest.of(spec, report, device="cpu"))
 
 
 def test_default_context_never_exceeds_the_checkpoints(monkeypatch, tmp_path):
@@ -119,8 +122,8 @@ def test_default_context_never_exceeds_the_checkpoints(monkeypatch, tmp_path):
     )
     (tmp_path / "config.json").write_text('{"max_position_embeddings": 4096}')
     report = _with_vllm(load_fixture("h100"))
-    VllmBackend().load(resolve_model(str(tmp_path)), report)
+    VllmBackend().load(LoadRequest.of(resolve_model(str(tmp_path)), report))
     assert captured["max_model_len"] == 4096
     (tmp_path / "config.json").write_text('{"max_position_embeddings": 131072}')
-    VllmBackend().load(resolve_model(str(tmp_path)), report)
+    VllmBackend().load(LoadRequest.of(resolve_model(str(tmp_path)), report))
     assert captured["max_model_len"] == 8192 and captured["gpu_memory_utilization"] == 0.9

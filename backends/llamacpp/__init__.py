@@ -13,7 +13,8 @@ Options (`gh.load(model, backend="llamacpp", **options)`): see `LlamaCppOptions`
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, ClassVar
 
 from gptoss_hub.engine import Backend
 from gptoss_hub.memory import GIB, UNIFIED_GPU_SHARE, context_tokens, llamacpp_memory, memory_reasons
@@ -23,7 +24,7 @@ from gptoss_hub.shape import read_shape
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.engine import Engine
+    from gptoss_hub.engine import Engine, LoadRequest
     from gptoss_hub.memory import MemoryEstimate
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
@@ -104,18 +105,18 @@ class LlamaCppBackend(Backend):
             return -CPU_WITH_GPU_PENALTY, "a GPU is here: llama.cpp on the CPU comes after the backends that use it"
         return None
 
-    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
+    def load(self, request: LoadRequest) -> Engine:
         """Fetch or export the GGUF and load it on this variant's device; see `LlamaCppOptions`."""
         from gptoss_hub.backends.llamacpp.engine import load_llamacpp_engine
 
         from gptoss_hub.errors import InvalidRequestError
 
-        if options.get("device") not in (None, self.device):
+        if request.device not in (None, self.device):
             raise InvalidRequestError(
-                f"{self.name} runs on {self.device}, not {options['device']!r}; `gptoss-hub plan MODEL --backend "
-                f"llamacpp/{options['device']}` shows why that variant cannot run here."
+                f"{self.name} runs on {self.device}, not {request.device!r}; `gptoss-hub plan MODEL --backend "
+                f"llamacpp/{request.device}` shows why that variant cannot run here."
             )
-        return load_llamacpp_engine(spec, report, **{**options, "device": self.device})
+        return load_llamacpp_engine(replace(request, device=self.device))
 
 
 def _variant(device: str, rank: int, description: str) -> type[LlamaCppBackend]:

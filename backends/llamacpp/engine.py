@@ -32,7 +32,7 @@ from gptoss_hub.errors import BackendError, InvalidRequestError
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.sources import ModelSpec
+    from gptoss_hub.engine import LoadRequest
 
 __all__ = ["LlamaCppEngine", "LlamaCppOptions", "PromptStats", "gpu_api", "load_llamacpp_engine"]
 
@@ -45,14 +45,11 @@ class LlamaCppOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: "cpu" keeps every layer on the CPU; "cuda", "rocm", "metal" (or `None`: the GPU the build can use).
-    device: str | None = None
     #: Layers offloaded to the GPU: -1 all, 0 none; default all when the build and machine have a GPU.
     n_gpu_layers: int | None = None
     #: Context length in tokens (prompt plus reply); 0 means the model's full context. Default 8192.
+    #: llama.cpp's name for the hub-wide `max_context` (`gh.load(..., max_context=…)`); pass either.
     n_ctx: int | None = None
-    #: The hub-wide name for `n_ctx` (what `gh.load(..., max_context=…)` and plans use).
-    max_context: int | None = None
     #: Threads for generation and for prompt evaluation; default: the usable cores.
     n_threads: int | None = None
     n_threads_batch: int | None = None
@@ -72,13 +69,11 @@ class LlamaCppOptions(BaseModel):
     verbose: bool = False
 
 
-def parse_options(options: dict[str, Any]) -> LlamaCppOptions:
-    """Validate `options`, with an error that lists what is accepted."""
-    parsed = validate_options(LlamaCppOptions, options, "llamacpp")
-    if parsed.n_ctx is not None and parsed.max_context is not None and parsed.n_ctx != parsed.max_context:
-        raise InvalidRequestError("Pass n_ctx or max_context, not both (they mean the same).")
-    if parsed.device not in (None, "cpu", "cuda", "rocm", "metal", "vulkan"):
-        raise InvalidRequestError(f"llamacpp runs on cpu, cuda, rocm, metal or vulkan, not {parsed.device!r}.")
+def parse_options(request: LoadRequest) -> LlamaCppOptions:
+    """Validate the request's options and device, with an error that lists what is accepted."""
+    parsed = validate_options(LlamaCppOptions, dict(request.options), "llamacpp")
+    if request.device not in (None, "cpu", "cuda", "rocm", "metal", "vulkan"):
+        raise InvalidRequestError(f"llamacpp runs on cpu, cuda, rocm, metal or vulkan, not {request.device!r}.")
     return parsed
 
 
@@ -101,24 +96,25 @@ class PromptStats:
     evaluated_tokens: int
 
 
-def load_llamacpp_engine(spec: ModelSpec, report: HardwareReport, **options: Any) -> LlamaCppEngine:
-    """Find (fetch, export) the GGUF for `spec` and load it with llama.cpp."""
+def load_llamacpp_engine(request: LoadRequest) -> LlamaCppEngine:
+    """Find (fetch, export) the GGUF for `request.spec` and load it with llama.cpp on `request.device`."""
     from gptoss_hub.backends.llamacpp.files import local_gguf
 
-    parsed = parse_options(options)
+    parsed = parse_options(request)
+    spec, report, device = request.spec, request.report, request.device
     api = gpu_api(report)
-    if parsed.device not in (None, "cpu") and parsed.device != api:
+    if device not in (None, "cpu") and device != api:
         raise InvalidRequestError(
-            f"device={parsed.device!r} is not available to this llama.cpp build here "
+            f"device={device!r} is not available to this llama.cpp build here "
             f"({'it can use ' + api if api else 'it runs on the CPU only'}). Rebuild llama-cpp-python with "
             "CMAKE_ARGS='-DGGML_CUDA=on' (CUDA) or '-DGGML_HIP=on' (ROCm), or pass device='cpu'."
         )
-    on_gpu = parsed.device != "cpu" and api is not None
+    on_gpu = device != "cpu" and api is not None
     n_gpu_layers = parsed.n_gpu_layers if parsed.n_gpu_layers is not None else (-1 if on_gpu else 0)
     offloaded = on_gpu and n_gpu_layers != 0
     quantization = parsed.quantization or ("f32" if spec.kind == "reference" else "mxfp4")
     path = local_gguf(spec, quantization, parsed.filename)
-    n_ctx = parsed.n_ctx if parsed.n_ctx is not None else parsed.max_context
+    n_ctx = request.context_tokens(parsed.n_ctx, "n_ctx")
     threads = parsed.n_threads or report.cpu.cores or None
     settings: dict[str, Any] = {
         "n_gpu_layers": n_gpu_layers,

@@ -14,7 +14,7 @@ server lists), `timeout` (seconds, default 600), `max_retries` (default 2).
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from gptoss_hub.engine import Backend
 from gptoss_hub.plugins import hookimpl
@@ -22,7 +22,7 @@ from gptoss_hub.plugins import hookimpl
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.engine import MessageEngine
+    from gptoss_hub.engine import LoadRequest, MessageEngine
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
@@ -50,10 +50,20 @@ class OpenAIBackend(Backend):
             reasons.append("the openai SDK is not installed: pip install 'gptoss-hub[openai]'.")
         return reasons
 
-    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> MessageEngine:
+    def load(self, request: LoadRequest) -> MessageEngine:
         """Connect to the endpoint (and ask it for its model when none is named)."""
         from gptoss_hub.backends.openai.engine import OpenAIEngine
 
+        from gptoss_hub.errors import InvalidRequestError
+
+        spec, options = request.spec, dict(request.options)
+        # The server's hardware and context are its own: asking for either here would be silently ignored.
+        for name, value in (("device", request.device), ("max_context", request.context)):
+            if value is not None:
+                raise InvalidRequestError(
+                    f"{name} does not apply to a model on a remote server (it runs as the server loaded it); "
+                    f"drop {name}=."
+                )
         if spec.served_model is not None:
             options.setdefault("model_name", spec.served_model)
         return OpenAIEngine.connect(spec.url or spec.source, **options)

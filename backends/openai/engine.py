@@ -38,8 +38,6 @@ class OpenAIOptions(BaseModel):
     model_name: str | None = None
     timeout: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
-    #: `gh.load` passes `device` to every backend; the endpoint's hardware is its own, so only `None` fits.
-    device: None = None
 
 
 def _translate(exc: Exception) -> Exception:

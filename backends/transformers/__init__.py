@@ -26,7 +26,7 @@ Without torchrun, `tp_plan="auto"` is an `InvalidRequestError` that shows this c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from gptoss_hub.backends.transformers.requirements import common_reasons, gpu_reasons
 from gptoss_hub.backends.transformers.variants import GPU_VARIANTS, GpuVariant
@@ -39,7 +39,7 @@ from gptoss_hub.shape import read_shape
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.engine import Engine
+    from gptoss_hub.engine import Engine, LoadRequest
     from gptoss_hub.memory import MemoryEstimate
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
@@ -82,11 +82,11 @@ class TransformersCpuBackend(Backend):
             dequantizing_peak=True,
         )
 
-    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
-        """Load the checkpoint with transformers on the CPU. Options: `device` ("cpu"), `dtype`, `threads`, `max_context`."""
+    def load(self, request: LoadRequest) -> Engine:
+        """Load the checkpoint with transformers on the CPU; options `dtype`, `threads` (see `CpuOptions`)."""
         from gptoss_hub.backends.transformers.engine import load_cpu_engine
 
-        return load_cpu_engine(spec, **options)
+        return load_cpu_engine(request)
 
 
 class TransformersGpuBackend(Backend):
@@ -110,12 +110,13 @@ class TransformersGpuBackend(Backend):
             "when it fits",
         )
 
-    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
-        """Load with exactly this variant's `from_pretrained` arguments. Options: `device` ("cuda", "cuda:N"),
-        `max_context`, `tp_plan` ("auto", under torchrun), `fallback` (continue on the next variant that fits)."""
+    def load(self, request: LoadRequest) -> Engine:
+        """Load with exactly this variant's `from_pretrained` arguments on `request.device` ("cuda", "cuda:N";
+        `None`: see `GpuOptions`). Options: `tp_plan` ("auto", under torchrun), `fallback` (continue on the next
+        variant that fits)."""
         from gptoss_hub.backends.transformers.gpu_loading import load_gpu_engine
 
-        return load_gpu_engine(self.variant, spec, report, **options)
+        return load_gpu_engine(self.variant, request)
 
 
 def _gpu_backend(variant: GpuVariant) -> type[TransformersGpuBackend]:

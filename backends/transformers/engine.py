@@ -18,11 +18,11 @@ from gptoss_hub.engine import (
     EngineInfo,
     GenerationChunk,
     GenerationRequest,
+    LoadRequest,
     token_chunk,
     validate_options,
 )
 from gptoss_hub.errors import BackendError, InvalidRequestError
-from gptoss_hub.sources import ModelSpec
 
 __all__ = ["CpuOptions", "TransformersEngine", "load_cpu_engine"]
 
@@ -35,27 +35,25 @@ class CpuOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    device: str | None = None
     #: "auto" keeps the checkpoint's dtype (fp32 for the tiny ones); "bfloat16" or "float32" force one.
     dtype: str = "auto"
     #: Torch intra-op threads; `None` keeps torch's default (all usable cores).
     threads: int | None = None
-    #: Cap the context below the model's `max_position_embeddings`.
-    max_context: int | None = None
 
 
-def _parse_options(options: dict[str, Any]) -> CpuOptions:
-    parsed = validate_options(CpuOptions, options, "transformers/cpu")
-    if parsed.device not in (None, "cpu"):
-        raise InvalidRequestError(f"transformers/cpu runs on device 'cpu', not {parsed.device!r}.")
+def _parse_options(request: LoadRequest) -> CpuOptions:
+    parsed = validate_options(CpuOptions, dict(request.options), "transformers/cpu")
+    if request.device not in (None, "cpu"):
+        raise InvalidRequestError(f"transformers/cpu runs on device 'cpu', not {request.device!r}.")
     if parsed.dtype not in ("auto", "float32", "bfloat16"):
         raise InvalidRequestError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {parsed.dtype!r}.")
     return parsed
 
 
-def load_cpu_engine(spec: ModelSpec, **options: Any) -> TransformersEngine:
-    """Fetch (if needed) and load a gpt-oss checkpoint on the CPU."""
-    parsed = _parse_options(options)
+def load_cpu_engine(request: LoadRequest) -> TransformersEngine:
+    """Fetch (if needed) and load a gpt-oss checkpoint on the CPU; the context is capped at `request.context`."""
+    parsed = _parse_options(request)
+    spec = request.spec
     import torch
     from transformers import AutoConfig, GptOssForCausalLM
 
@@ -84,7 +82,7 @@ def load_cpu_engine(spec: ModelSpec, **options: Any) -> TransformersEngine:
     model.eval()
     if quantization is not None:
         _match_expert_dtype(model)
-    max_context = min(filter(None, (parsed.max_context, config.max_position_embeddings)))
+    max_context = min(filter(None, (request.context, config.max_position_embeddings)))
     return TransformersEngine(
         model, max_context=max_context, quantization=quantization, threads=torch.get_num_threads()
     )

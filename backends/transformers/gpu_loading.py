@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gptoss_hub.backends.transformers import gpu_runtime
 from gptoss_hub.backends.transformers.engine import TransformersEngine
@@ -32,6 +32,7 @@ from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
+    from gptoss_hub.engine import LoadRequest
     from gptoss_hub.sources import ModelSpec
 
 __all__ = ["VariantFallbackWarning", "load_gpu_engine"]
@@ -150,14 +151,15 @@ def _fell_back(engine: TransformersEngine, wanted: GpuVariant, running: GpuVaria
     )
 
 
-def load_gpu_engine(variant: GpuVariant, spec: ModelSpec, report: HardwareReport, **options: Any) -> TransformersEngine:
-    """Load `spec` with `variant` on this machine's GPUs (`report` describes it); see `GpuOptions`.
+def load_gpu_engine(variant: GpuVariant, request: LoadRequest) -> TransformersEngine:
+    """Load `request.spec` with `variant` on this machine's GPUs (`request.report` describes it); see `GpuOptions`.
 
     Raises `InvalidRequestError` for options that cannot work (tp_plan outside torchrun), otherwise
     `BackendUnavailableError` / `BackendError` naming what is missing, unless `fallback=True` finds a
     lower-ranked variant that loads.
     """
-    parsed = parse_gpu_options(variant, options)
+    parsed = parse_gpu_options(variant, request)
+    spec, report = request.spec, request.report
     if parsed.device is not None and not placement_gpus(variant, report, parsed.device):
         usable = len(placement_gpus(variant, report))
         raise InvalidRequestError(

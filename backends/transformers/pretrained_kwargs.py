@@ -26,6 +26,7 @@ from gptoss_hub.errors import InvalidRequestError
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
+    from gptoss_hub.engine import LoadRequest
     from gptoss_hub.sources import ModelSpec
 
 __all__ = [
@@ -38,7 +39,8 @@ __all__ = [
 
 
 class GpuOptions(BaseModel):
-    """Options `gh.load(..., backend="transformers/<gpu variant>", **options)` accepts."""
+    """What a GPU variant loads with: the request's `device` and context (`gh.load(device=…, max_context=…)`)
+    and the variant's own options (`tp_plan`, `fallback`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,9 +57,13 @@ class GpuOptions(BaseModel):
     fallback: bool = False
 
 
-def parse_gpu_options(variant: GpuVariant, options: Mapping[str, Any]) -> GpuOptions:
-    """`options` validated for `variant`; a bad value is an `InvalidRequestError` that names it."""
-    parsed = validate_options(GpuOptions, dict(options), variant.name)
+def parse_gpu_options(variant: GpuVariant, request: LoadRequest) -> GpuOptions:
+    """`request`'s device, context and options validated for `variant`; a bad value is an
+    `InvalidRequestError` that names it."""
+    if "device" in request.options or "max_context" in request.options:
+        raise InvalidRequestError("device and max_context are the load request's own fields, not options.")
+    placement = {"device": request.device, "max_context": request.context}
+    parsed = validate_options(GpuOptions, {**request.options, **placement}, variant.name)
     device = parsed.device
     if device is not None and not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
         raise InvalidRequestError(

@@ -13,7 +13,7 @@ Options (`gh.load(model, backend="vllm", **options)`), see `VllmOptions`: `tenso
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from gptoss_hub.engine import Backend
 from gptoss_hub.memory import GIB, context_tokens, memory_reasons, vllm_memory
@@ -23,7 +23,7 @@ from gptoss_hub.shape import read_shape
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.engine import Engine
+    from gptoss_hub.engine import Engine, LoadRequest
     from gptoss_hub.memory import MemoryEstimate
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
@@ -113,11 +113,11 @@ class VllmBackend(Backend):
             gpu_memory_utilization=DEFAULT_GPU_MEMORY_UTILIZATION,
         )
 
-    def load(self, spec: ModelSpec, report: HardwareReport, **options: Any) -> Engine:
+    def load(self, request: LoadRequest) -> Engine:
         """Start vLLM's engine on the checkpoint; see `VllmOptions` for the options."""
         from gptoss_hub.backends.vllm.engine import load_vllm_engine
 
-        return load_vllm_engine(spec, report, **options)
+        return load_vllm_engine(request)
 
 
 @hookimpl

@@ -30,7 +30,7 @@ from gptoss_hub.errors import BackendError, InvalidRequestError
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.sources import ModelSpec
+    from gptoss_hub.engine import LoadRequest
 
 __all__ = ["VllmEngine", "VllmOptions", "engine_arguments", "load_vllm_engine"]
 
@@ -68,8 +68,6 @@ class VllmOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: "cpu" (vLLM's CPU build) or the GPU API ("cuda", "rocm"); `None` is whatever the build runs on.
-    device: str | None = None
     #: GPUs each model replica is split across (tensor parallel); default: as few as hold the model.
     tensor_parallel_size: int | None = Field(default=None, ge=1)
     #: Pipeline stages (layers split across GPUs or nodes).
@@ -80,9 +78,9 @@ class VllmOptions(BaseModel):
     distributed_executor_backend: Literal["mp", "ray"] | None = None
     #: Share of each GPU's memory vLLM may use (weights plus KV cache).
     gpu_memory_utilization: float = Field(default=DEFAULT_GPU_MEMORY_UTILIZATION, gt=0.0, le=1.0)
-    #: Longest prompt plus reply in tokens; default 8192 (`max_context` is the hub-wide name for it).
+    #: Longest prompt plus reply in tokens; default 8192. vLLM's name for the hub-wide `max_context`
+    #: (`gh.load(..., max_context=…)`); pass either.
     max_model_len: int | None = Field(default=None, ge=1)
-    max_context: int | None = Field(default=None, ge=1)
     #: Weights and activations: "auto" (vLLM's choice for the checkpoint and device), "bfloat16", "float32", …
     dtype: str = "auto"
     #: KV cache storage: "auto" (the model's dtype), "fp8", …
@@ -96,12 +94,11 @@ class VllmOptions(BaseModel):
     cpu_kv_cache_gib: int | None = Field(default=None, ge=1)
 
 
-def parse_options(options: dict[str, Any]) -> VllmOptions:
-    """Validate `options`, with an error that lists what is accepted."""
-    parsed = validate_options(VllmOptions, options, "vllm")
-    if parsed.max_model_len and parsed.max_context and parsed.max_model_len != parsed.max_context:
-        raise InvalidRequestError("Pass max_model_len or max_context, not both (they mean the same).")
-    return parsed
+def parse_options(request: LoadRequest) -> VllmOptions:
+    """Validate the request's options, with an error that lists what is accepted; `max_model_len` is the
+    context asked for either way (`max_context` or `max_model_len`)."""
+    parsed = validate_options(VllmOptions, dict(request.options), "vllm")
+    return parsed.model_copy(update={"max_model_len": request.context_tokens(parsed.max_model_len, "max_model_len")})
 
 
 def runs_on(report: HardwareReport) -> str | None:
@@ -138,9 +135,7 @@ def engine_arguments(model: str, parsed: VllmOptions, *, tensor_parallel_size: i
         "data_parallel_size": parsed.data_parallel_size,
         "distributed_executor_backend": parsed.distributed_executor_backend,
         # The default context never goes past what the checkpoint supports (vLLM refuses that).
-        "max_model_len": parsed.max_model_len
-        or parsed.max_context
-        or min(DEFAULT_MAX_MODEL_LEN, _trained_context(model)),
+        "max_model_len": parsed.max_model_len or min(DEFAULT_MAX_MODEL_LEN, _trained_context(model)),
         "dtype": parsed.dtype,
         "kv_cache_dtype": parsed.kv_cache_dtype,
         "enforce_eager": parsed.enforce_eager,
@@ -154,21 +149,23 @@ def engine_arguments(model: str, parsed: VllmOptions, *, tensor_parallel_size: i
     return arguments
 
 
-def load_vllm_engine(spec: ModelSpec, report: HardwareReport, **options: Any) -> VllmEngine:
-    """Fetch the checkpoint if needed and start vLLM's engine on it."""
+def load_vllm_engine(request: LoadRequest) -> VllmEngine:
+    """Fetch the checkpoint if needed and start vLLM's engine on it, on `request.device` ("cpu" for vLLM's CPU
+    build, or the GPU API, "cuda" or "rocm"; `None` is whatever the installed build runs on here)."""
     from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, vllm_memory
     from gptoss_hub.shape import read_shape
 
-    parsed = parse_options(options)
+    parsed = parse_options(request)
+    spec, report = request.spec, request.report
     device = runs_on(report)
     if device is None:
         raise InvalidRequestError("vLLM is not installed in a build that runs here; see `gptoss-hub plan`.")
-    if parsed.device not in (None, device):
-        raise InvalidRequestError(f"The installed vLLM runs on {device} here, not {parsed.device!r}.")
+    if request.device not in (None, device):
+        raise InvalidRequestError(f"The installed vLLM runs on {device} here, not {request.device!r}.")
     needed = None
     reading = read_shape(spec)
     if reading.shape is not None and device != "cpu":
-        context = parsed.max_model_len or parsed.max_context or DEFAULT_CONTEXT_TOKENS
+        context = parsed.max_model_len or DEFAULT_CONTEXT_TOKENS
         needed = vllm_memory(reading, context, on_gpu=True, available=None, available_what="").needed_bytes
     tensor_parallel = parsed.tensor_parallel_size or default_tensor_parallel(
         report, needed, parsed.gpu_memory_utilization

@@ -13,7 +13,19 @@ import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from gptoss_hub import Backend, Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest, hookimpl
+from pydantic import BaseModel, ConfigDict
+
+from gptoss_hub import (
+    Backend,
+    Capabilities,
+    Engine,
+    EngineInfo,
+    GenerationChunk,
+    GenerationRequest,
+    LoadRequest,
+    hookimpl,
+    validate_options,
+)
 from gptoss_hub.harmony import harmony_encoding
 
 _corpus_lock = threading.Lock()
@@ -62,6 +74,12 @@ class EchoEngine(Engine):
             yield GenerationChunk([token], "length" if produced == budget else None)
 
 
+class EchoOptions(BaseModel):
+    """The echo backend takes no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class EchoBackend(Backend):
     """Runs the tiny reference models anywhere, never preferred: tests ask for it by name."""
 
@@ -73,7 +91,8 @@ class EchoBackend(Backend):
         # Echoing is only an honest stand-in for the tiny test models, never for a real checkpoint.
         return [] if spec.kind == "reference" else ["echo only stands in for the tiny reference models"]
 
-    def load(self, spec: Any, report: Any, **options: Any) -> Engine:
+    def load(self, request: LoadRequest) -> Engine:
+        validate_options(EchoOptions, dict(request.options), self.name)  # it takes none: an unknown one is an error
         return EchoEngine()
 
 
