@@ -112,7 +112,7 @@ class Model:
         make the reply end in a call, see `gptoss_hub.tool_choice`).
         """
         done = None
-        for event in self.stream(messages, **options):
+        for event in self._driver.stream(message_list(messages), self._with_default_temperature(options), deltas=False):
             done = event
         assert isinstance(done, Done)
         return done.reply
@@ -124,7 +124,8 @@ class Model:
     async def achat(self, messages: Sequence[Any], **options: Any) -> Reply:
         """Asynchronous twin of `chat()`."""
         done = None
-        async for event in self.astream(messages, **options):
+        events = self._driver.astream(message_list(messages), self._with_default_temperature(options), deltas=False)
+        async for event in events:
             done = event
         assert isinstance(done, Done)
         return done.reply

@@ -6,6 +6,7 @@ import json
 import pytest
 from scripted import ScriptedEngine, scripted_model
 
+from gptoss_hub.demo_tools import get_weather
 from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.engine import EngineInfo, GenerationChunk, GenerationRequest
 from gptoss_hub.errors import ContextLengthError, InvalidRequestError
@@ -71,8 +72,8 @@ def test_context_overflow_is_a_typed_error(echo_model):
         echo_model.chat([{"role": "user", "content": "word " * 9000}])
 
 
-def _scripted_model(*completions):
-    engine = ScriptedEngine(*completions, one_chunk=True)
+def _scripted_model(*completions, one_chunk=True):
+    engine = ScriptedEngine(*completions, one_chunk=one_chunk)
     return scripted_model(engine), engine
 
 
@@ -257,3 +258,29 @@ def test_a_generation_outliving_its_event_loop_ends_quietly():
     finally:
         threading.excepthook = previous
     assert errors == []
+
+
+@pytest.mark.parametrize("one_chunk", [False, True])
+@pytest.mark.parametrize(
+    ("completion", "options"),
+    [
+        ("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Hi.<|return|>", {}),
+        ("<|channel|>final<|message|>one two three four five six<|return|>", {"max_tokens": 4}),
+        ("<|channel|>final<|message|>Done.<|return|><|start|>assistant<|channel|>final<|message|>junk<|return|>", {}),
+        ("<|channel|>final<|message|>Half an answer", {}),  # no terminator: a parse error, kept with the ids
+        ("<|start|>assistant<|channel|>final<|message|>A repeated role header.<|return|>", {}),
+        (
+            '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"location": "Oslo"}<|call|>',
+            {"tools": [get_weather]},
+        ),
+    ],
+)
+def test_chat_parses_once_at_the_end_into_the_reply_streaming_builds(completion, options, one_chunk):
+    """`chat()` parses the ids after the generation, `stream()` as they come: the replies are the same."""
+    messages = [{"role": "user", "content": "Go."}]
+    chatted = _scripted_model(completion, one_chunk=one_chunk)[0].chat(messages, **options)
+    streamed = list(_scripted_model(completion, one_chunk=one_chunk)[0].stream(messages, **options))[-1].reply
+    # Each reply draws fresh tool call ids; timings differ by nature.
+    same = {"usage": True, "timings": True, "tool_calls": {"__all__": {"id"}}}
+    assert chatted.model_dump(exclude=same) == streamed.model_dump(exclude=same)
+    assert chatted.usage == streamed.usage and len(chatted.tool_calls) == len(streamed.tool_calls)
