@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gptoss_hub.model import Model
+from gptoss_hub.reply import Reply
 from gptoss_hub.server import responses as responses_api
 from gptoss_hub.server.chat_completions import (
     ChatCompletionRequest,
@@ -30,12 +30,38 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Requests being served or waiting at once; more are turned away with 429 rather than queued forever.
 DEFAULT_MAX_PENDING = 256
 
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
 
 def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or None
     problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
     return f"Invalid request: {problems}.", where
+
+
+class _Served:
+    """What the route handlers share: the model, the name it is served as, its metrics and stored responses."""
+
+    def __init__(self, model: Model, served_name: str, max_body_bytes: int):
+        self.model = model
+        self.served_name = served_name
+        self.accepted_names = {served_name, model.info.model, model.spec.name}
+        self.max_body_bytes = max_body_bytes
+        self.metrics = ServerMetrics()
+        self.store = responses_api.ResponseStore()
+
+    def check_model(self, name: str) -> None:
+        """A 404 unless `name` is the served model (under any of its names)."""
+        if name not in self.accepted_names:
+            raise APIError(
+                404,
+                f"The model {name!r} does not exist here; this server serves {self.served_name!r} "
+                "(see GET /v1/models).",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            )
 
 
 def create_app(
@@ -51,123 +77,129 @@ def create_app(
     With `api_key`, every `/v1/` route wants `Authorization: Bearer <api_key>`; `/health` and `/metrics`
     stay open. Bodies over `max_body_bytes` get 413, and requests beyond `max_pending` in progress 429.
     """
-    served_name = model_name or model.info.model
-    accepted_names = {served_name, model.info.model, model.spec.name}
+    served = _Served(model, model_name or model.info.model, max_body_bytes)
     app = FastAPI(title="gptoss-hub", description="OpenAI-compatible API over gpt-oss")
-    metrics = app.state.metrics = ServerMetrics()
-    store = app.state.responses = responses_api.ResponseStore()
-
-    @app.exception_handler(APIError)
-    async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        metrics.errors.labels(exc.code or exc.type).inc()
-        return JSONResponse(exc.body(), status_code=exc.status)
-
-    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes, max_pending=max_pending, metrics=metrics)
-
-    async def read_json(request: Request) -> Any:
-        body = await request.body()
-        if len(body) > max_body_bytes:  # a body sent without Content-Length
-            raise APIError(
-                413,
-                f"The request body is larger than {max_body_bytes} bytes.",
-                "invalid_request_error",
-                "request_too_large",
-            )
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise APIError(
-                400, f"The request body is not valid JSON: {exc}.", "invalid_request_error", "invalid_json"
-            ) from exc
-
-    def check_model(name: str) -> None:
-        if name not in accepted_names:
-            raise APIError(
-                404,
-                f"The model {name!r} does not exist here; this server serves {served_name!r} (see GET /v1/models).",
-                "invalid_request_error",
-                "model_not_found",
-                "model",
-            )
-
-    @app.get("/health")
-    async def health() -> JSONResponse:
-        status = model.info.status
-        return JSONResponse(
-            {"status": "ok" if status == "ready" else status}, status_code=200 if status == "ready" else 503
-        )
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [{"id": served_name, "object": "model", "created": int(time.time()), "owned_by": "gptoss-hub"}],
-        }
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Any:
-        try:
-            parsed = ChatCompletionRequest.model_validate(await read_json(request))
-        except ValidationError as exc:
-            message, param = _validation_message(exc)
-            raise APIError(400, message, "invalid_request_error", "invalid_request", param) from exc
-        check_model(parsed.model)
-        options = model_options(parsed)
-        try:
-            if not parsed.stream:
-                reply = await model.achat(parsed.messages, **options)
-                metrics.record_reply(reply)
-                return chat_completion(reply, served_name)
-            events = model.astream(parsed.messages, **options)
-            # The first event is awaited here, so a request the model refuses (too long, invalid) is an
-            # HTTP error rather than a stream that fails after its headers went out.
-            first = await events.__anext__()
-        except Exception as exc:
-            raise from_exception(exc) from exc
-        return StreamingResponse(
-            _stream_with_errors(
-                chat_completion_chunks(_prepend(first, events), parsed, served_name, on_reply=metrics.record_reply)
-            ),
-            media_type="text/event-stream",
-        )
-
-    @app.post("/v1/responses")
-    async def responses(request: Request) -> Any:
-        try:
-            parsed = responses_api.ResponsesRequest.model_validate(await read_json(request))
-        except ValidationError as exc:
-            message, param = _validation_message(exc)
-            raise APIError(400, message, "invalid_request_error", "invalid_request", param) from exc
-        check_model(parsed.model)
-        history = store.conversation(parsed.previous_response_id) if parsed.previous_response_id else []
-        messages = history + responses_api.input_messages(parsed)
-        options = responses_api.model_options(parsed)
-        response_id, created = f"resp_{uuid.uuid4().hex}", int(time.time())
-
-        def remember(reply: Any) -> None:
-            metrics.record_reply(reply)
-            if parsed.store:
-                store.save(response_id, [*messages, reply.message])
-
-        try:
-            if not parsed.stream:
-                reply = await model.achat(messages, **options)
-                remember(reply)
-                return responses_api.response_object(parsed, reply, served_name, response_id, created)
-            events = model.astream(messages, **options)
-            first = await events.__anext__()  # a refused request is an HTTP error, as for chat completions
-        except Exception as exc:
-            raise from_exception(exc) from exc
-        stream = responses_api.response_events(
-            _prepend(first, events), parsed, served_name, response_id, created, on_reply=remember
-        )
-        return StreamingResponse(_stream_with_errors(stream, named_events=True), media_type="text/event-stream")
-
+    app.state.served = served
+    app.add_exception_handler(APIError, _api_error)
+    app.add_middleware(
+        _Guard, api_key=api_key, max_body_bytes=max_body_bytes, max_pending=max_pending, metrics=served.metrics
+    )
+    app.add_api_route("/health", _health, methods=["GET"])
+    app.add_api_route("/metrics", _prometheus_metrics, methods=["GET"])
+    app.add_api_route("/v1/models", _models, methods=["GET"])
+    app.add_api_route("/v1/chat/completions", _chat_completions, methods=["POST"])
+    app.add_api_route("/v1/responses", _responses, methods=["POST"])
     return app
+
+
+def _served(request: Request) -> _Served:
+    served: _Served = request.app.state.served
+    return served
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)  # registered for APIError only
+    _served(request).metrics.errors.labels(exc.code or exc.type).inc()
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _read_json(request: Request, max_body_bytes: int) -> Any:
+    body = await request.body()
+    if len(body) > max_body_bytes:  # a body sent without Content-Length
+        raise APIError(
+            413,
+            f"The request body is larger than {max_body_bytes} bytes.",
+            "invalid_request_error",
+            "request_too_large",
+        )
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise APIError(
+            400, f"The request body is not valid JSON: {exc}.", "invalid_request_error", "invalid_json"
+        ) from exc
+
+
+async def _parsed(request: Request, schema: type[RequestT]) -> RequestT:
+    """The request's JSON body validated by `schema`; a 400 that names the field otherwise."""
+    body = await _read_json(request, _served(request).max_body_bytes)
+    try:
+        return schema.model_validate(body)
+    except ValidationError as exc:
+        message, param = _validation_message(exc)
+        raise APIError(400, message, "invalid_request_error", "invalid_request", param) from exc
+
+
+async def _health(request: Request) -> JSONResponse:
+    status = _served(request).model.info.status
+    return JSONResponse(
+        {"status": "ok" if status == "ready" else status}, status_code=200 if status == "ready" else 503
+    )
+
+
+async def _prometheus_metrics(request: Request) -> Response:
+    exposition = _served(request).metrics.exposition()
+    return Response(exposition, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _models(request: Request) -> dict[str, Any]:
+    model = {
+        "id": _served(request).served_name,
+        "object": "model",
+        "created": int(time.time()),
+        "owned_by": "gptoss-hub",
+    }
+    return {"object": "list", "data": [model]}
+
+
+async def _chat_completions(request: Request) -> Any:
+    served = _served(request)
+    parsed = await _parsed(request, ChatCompletionRequest)
+    served.check_model(parsed.model)
+    options = model_options(parsed)
+    try:
+        if not parsed.stream:
+            reply = await served.model.achat(parsed.messages, **options)
+            served.metrics.record_reply(reply)
+            return chat_completion(reply, served.served_name)
+        events = await _started(served.model.astream(parsed.messages, **options))
+    except Exception as exc:
+        raise from_exception(exc) from exc
+    chunks = chat_completion_chunks(events, parsed, served.served_name, on_reply=served.metrics.record_reply)
+    return StreamingResponse(_stream_with_errors(chunks), media_type="text/event-stream")
+
+
+async def _responses(request: Request) -> Any:
+    served = _served(request)
+    parsed = await _parsed(request, responses_api.ResponsesRequest)
+    served.check_model(parsed.model)
+    history = served.store.conversation(parsed.previous_response_id) if parsed.previous_response_id else []
+    messages = history + responses_api.input_messages(parsed)
+    options = responses_api.model_options(parsed)
+    response = responses_api.ResponseStream(parsed, served.served_name)
+
+    def remember(reply: Reply) -> None:
+        served.metrics.record_reply(reply)
+        if parsed.store:
+            served.store.save(response.id, [*messages, reply.message])
+
+    try:
+        if not parsed.stream:
+            reply = await served.model.achat(messages, **options)
+            remember(reply)
+            return response.complete(reply)
+        events = await _started(served.model.astream(messages, **options))
+    except Exception as exc:
+        raise from_exception(exc) from exc
+    stream = response.events(events, on_reply=remember)
+    return StreamingResponse(_stream_with_errors(stream, named_events=True), media_type="text/event-stream")
+
+
+async def _started(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """`events` with its first event awaited now, so a request the model refuses (too long, invalid) is an
+    HTTP error rather than a stream that fails after its headers went out."""
+    first = await events.__anext__()
+    return _prepend(first, events)
 
 
 async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:

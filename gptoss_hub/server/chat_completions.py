@@ -117,10 +117,7 @@ def chat_completion(reply: Reply, model_name: str) -> dict[str, Any]:
     if reply.reasoning:
         message["reasoning_content"] = reply.reasoning
     if reply.tool_calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}}
-            for c in reply.tool_calls
-        ]
+        message["tool_calls"] = [call.to_openai() for call in reply.tool_calls]
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": _finish_reason(reply), "logprobs": None}
     if reply.error is not None:
         choice["error"] = _error(reply)

@@ -9,6 +9,7 @@ are kept in a bounded in-memory store unless the request says `store: false`.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -23,10 +24,10 @@ from gptoss_hub.server.options import checked_tool_choice
 
 __all__ = [
     "ResponseStore",
+    "ResponseStream",
     "ResponsesRequest",
     "input_messages",
     "model_options",
-    "response_events",
     "response_object",
 ]
 
@@ -185,6 +186,18 @@ def _new_message_item() -> dict[str, Any]:
     }
 
 
+def _function_call_item(call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+    """A `function_call` output item (the Responses API's shape of a tool call)."""
+    return {
+        "type": "function_call",
+        "id": f"fc_{uuid.uuid4().hex}",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
 def _output_items(reply: Reply) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if reply.reasoning:
@@ -193,16 +206,7 @@ def _output_items(reply: Reply) -> list[dict[str, Any]]:
         part = {"type": "output_text", "text": reply.content, "annotations": []}
         items.append(_new_message_item() | {"status": "completed", "content": [part]})
     for call in reply.tool_calls:
-        items.append(
-            {
-                "type": "function_call",
-                "id": f"fc_{uuid.uuid4().hex}",
-                "call_id": call.id,
-                "name": call.name,
-                "arguments": call.raw_arguments,
-                "status": "completed",
-            }
-        )
+        items.append(_function_call_item(call.id, call.name, call.raw_arguments, "completed"))
     return items
 
 
@@ -247,137 +251,116 @@ def response_object(
     return body
 
 
-async def response_events(
-    events: AsyncIterator[StreamEvent],
-    request: ResponsesRequest,
-    model_name: str,
-    response_id: str,
-    created: int,
-    on_reply: Callable[[Reply], None],
-) -> AsyncIterator[str]:
-    """The Responses streaming events, `response.created` … `response.completed`, as server-sent events."""
-    sequence = 0
+class ResponseStream:
+    """One response being made: `complete(reply)` for a plain request, `events(...)` for a streamed one.
 
-    def event(kind: str, **fields: Any) -> str:
-        nonlocal sequence
-        body = {"type": kind, "sequence_number": sequence, **fields}
-        sequence += 1
+    A stream is a sequence of output items, one open at a time: `open()` closes the previous item and adds the
+    next, `delta()` streams text into the open item, `close()` finishes it with its whole text. Each returns
+    the server-sent events it makes, numbered in order.
+    """
+
+    def __init__(self, request: ResponsesRequest, model_name: str):
+        self.request, self.model_name = request, model_name
+        self.id, self.created = f"resp_{uuid.uuid4().hex}", int(time.time())
+        self.sequence = 0
+        #: Every output item streamed, completed in place as it closes.
+        self.items: list[dict[str, Any]] = []
+        self.open_item: dict[str, Any] | None = None
+        self.text: list[str] = []
+
+    def complete(self, reply: Reply) -> dict[str, Any]:
+        """The whole `response` object for `reply`."""
+        return response_object(self.request, reply, self.model_name, self.id, self.created)
+
+    def event(self, kind: str, **fields: Any) -> str:
+        """One server-sent event, with the next sequence number."""
+        body = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
         return f"event: {kind}\ndata: {json.dumps(body)}\n\n"
 
-    started = response_object(request, None, model_name, response_id, created)
-    yield event("response.created", response=started)
-    yield event("response.in_progress", response=started)
-    index = -1
-    items: list[dict[str, Any]] = []  # every output item streamed, completed in place as it closes
-    open_item: dict[str, Any] | None = None
-    text: list[str] = []
+    @property
+    def index(self) -> int:
+        """The output index of the open item."""
+        return len(self.items) - 1
 
-    def close_item() -> list[str]:
-        if open_item is None:
-            return []
-        closing = []
-        joined = "".join(text)
-        if open_item["type"] == "reasoning":
-            closing.append(
-                event(
-                    "response.reasoning_text.done",
-                    item_id=open_item["id"],
-                    output_index=index,
-                    content_index=0,
-                    text=joined,
-                )
-            )
-            open_item["content"] = [{"type": "reasoning_text", "text": joined}]
-        elif open_item["type"] == "message":
-            part = {"type": "output_text", "text": joined, "annotations": []}
-            closing.append(
-                event(
-                    "response.output_text.done",
-                    item_id=open_item["id"],
-                    output_index=index,
-                    content_index=0,
-                    text=joined,
-                )
-            )
-            closing.append(
-                event(
-                    "response.content_part.done",
-                    item_id=open_item["id"],
-                    output_index=index,
+    def open(self, item: dict[str, Any]) -> list[str]:
+        """Close the open item, if any, and open `item`."""
+        opening = self.close()
+        self.items.append(item)
+        self.open_item, self.text = item, []
+        opening.append(self.event("response.output_item.added", output_index=self.index, item=item))
+        if item["type"] == "message":
+            part = {"type": "output_text", "text": "", "annotations": []}
+            opening.append(
+                self.event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=self.index,
                     content_index=0,
                     part=part,
                 )
             )
-            open_item["content"], open_item["status"] = [part], "completed"
-        else:
-            closing.append(
-                event(
-                    "response.function_call_arguments.done",
-                    item_id=open_item["id"],
-                    output_index=index,
-                    arguments=joined,
-                )
-            )
-            open_item["arguments"], open_item["status"] = joined, "completed"
-        closing.append(event("response.output_item.done", output_index=index, item=open_item))
-        return closing
-
-    def open_new(item: dict[str, Any]) -> list[str]:
-        nonlocal index, open_item, text
-        opening = close_item()
-        index, open_item, text = index + 1, item, []
-        items.append(item)
-        opening.append(event("response.output_item.added", output_index=index, item=item))
-        if item["type"] == "message":
-            part = {"type": "output_text", "text": "", "annotations": []}
-            opening.append(
-                event("response.content_part.added", item_id=item["id"], output_index=index, content_index=0, part=part)
-            )
         return opening
 
-    reply: Reply | None = None
-    async for stream_event in events:
-        if isinstance(stream_event, (ReasoningDelta, ContentDelta)):
-            kind = "reasoning" if isinstance(stream_event, ReasoningDelta) else "message"
-            if open_item is None or open_item["type"] != kind:
-                item = _new_reasoning_item() if kind == "reasoning" else _new_message_item()
-                for chunk in open_new(item):
+    def delta(self, text: str) -> str:
+        """Stream `text` into the open item (reasoning, message text or a call's arguments)."""
+        item = self.open_item
+        assert item is not None, "a delta streams into an open item"
+        self.text.append(text)
+        if item["type"] == "function_call":
+            return self.event(
+                "response.function_call_arguments.delta", item_id=item["id"], output_index=self.index, delta=text
+            )
+        kind = "response.reasoning_text.delta" if item["type"] == "reasoning" else "response.output_text.delta"
+        return self.event(kind, item_id=item["id"], output_index=self.index, content_index=0, delta=text)
+
+    def close(self) -> list[str]:
+        """Finish the open item with its whole text; nothing when no item is open."""
+        item, self.open_item = self.open_item, None
+        if item is None:
+            return []
+        joined, where = "".join(self.text), {"item_id": item["id"], "output_index": self.index}
+        closing = []
+        if item["type"] == "reasoning":
+            closing.append(self.event("response.reasoning_text.done", **where, content_index=0, text=joined))
+            item["content"] = [{"type": "reasoning_text", "text": joined}]
+        elif item["type"] == "message":
+            part = {"type": "output_text", "text": joined, "annotations": []}
+            closing.append(self.event("response.output_text.done", **where, content_index=0, text=joined))
+            closing.append(self.event("response.content_part.done", **where, content_index=0, part=part))
+            item["content"], item["status"] = [part], "completed"
+        else:
+            closing.append(self.event("response.function_call_arguments.done", **where, arguments=joined))
+            item["arguments"], item["status"] = joined, "completed"
+        closing.append(self.event("response.output_item.done", output_index=self.index, item=item))
+        return closing
+
+    async def events(self, events: AsyncIterator[StreamEvent], on_reply: Callable[[Reply], None]) -> AsyncIterator[str]:
+        """The Responses streaming events for the model's `events`, `response.created` … `response.completed`;
+        `on_reply` gets the reply before the last event."""
+        started = response_object(self.request, None, self.model_name, self.id, self.created)
+        yield self.event("response.created", response=started)
+        yield self.event("response.in_progress", response=started)
+        reply: Reply | None = None
+        async for stream_event in events:
+            if isinstance(stream_event, (ReasoningDelta, ContentDelta)):
+                kind = "reasoning" if isinstance(stream_event, ReasoningDelta) else "message"
+                if self.open_item is None or self.open_item["type"] != kind:
+                    for chunk in self.open(_new_reasoning_item() if kind == "reasoning" else _new_message_item()):
+                        yield chunk
+                yield self.delta(stream_event.text)
+            elif isinstance(stream_event, ToolCallStarted):
+                for chunk in self.open(_function_call_item(stream_event.id, stream_event.name, "", "in_progress")):
                     yield chunk
-            assert open_item is not None  # opened just above, or still open from the previous delta
-            text.append(stream_event.text)
-            yield event(
-                "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta",
-                item_id=open_item["id"],
-                output_index=index,
-                content_index=0,
-                delta=stream_event.text,
-            )
-        elif isinstance(stream_event, ToolCallStarted):
-            item = {
-                "type": "function_call",
-                "id": f"fc_{uuid.uuid4().hex}",
-                "call_id": stream_event.id,
-                "name": stream_event.name,
-                "arguments": "",
-                "status": "in_progress",
-            }
-            for chunk in open_new(item):
-                yield chunk
-        elif isinstance(stream_event, ToolCallArgumentsDelta):
-            assert open_item is not None  # ToolCallStarted opened it
-            text.append(stream_event.text)
-            yield event(
-                "response.function_call_arguments.delta",
-                item_id=open_item["id"],
-                output_index=index,
-                delta=stream_event.text,
-            )
-        elif isinstance(stream_event, Done):
-            reply = stream_event.reply
-    for chunk in close_item():
-        yield chunk
-    assert reply is not None
-    on_reply(reply)
-    final = response_object(request, reply, model_name, response_id, created)
-    final["output"] = items  # the items as streamed, ids included
-    yield event("response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final)
+            elif isinstance(stream_event, ToolCallArgumentsDelta):
+                yield self.delta(stream_event.text)
+            elif isinstance(stream_event, Done):
+                reply = stream_event.reply
+        for chunk in self.close():
+            yield chunk
+        assert reply is not None, "a model's events end with Done"
+        on_reply(reply)
+        final = self.complete(reply)
+        final["output"] = self.items  # the items as streamed, ids included
+        kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
+        yield self.event(kind, response=final)
