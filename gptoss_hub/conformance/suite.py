@@ -14,7 +14,7 @@ one with `--gptoss-backend`)::
         @pytest.fixture(scope="class")
         @classmethod
         def gptoss_engine(cls):
-            return MyBackend().load(resolve_model("tiny"), probe())
+            return MyBackend().load(LoadRequest.of(resolve_model("tiny"), probe()))
 
 Each check's failure message names the first differing token. Checks of an optional capability skip,
 with the reason, when the engine does not declare it.
