@@ -13,18 +13,26 @@ FinishReason = Literal["stop", "tool_calls", "length", "error"]
 
 
 class ToolCall(BaseModel):
-    """A function call the model asked for."""
+    """A tool call the model asked for: a function call, or a call to the builtin python tool (`kind`)."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str
     name: str
-    #: The parsed arguments; `None` when `raw_arguments` is not a JSON object (see `Reply.error`).
+    #: The parsed arguments; `None` when `raw_arguments` is not a JSON object (see `Reply.error`), and for a
+    #: python call, whose body is code.
     arguments: dict[str, Any] | None
-    #: The arguments exactly as the model wrote them.
+    #: The arguments exactly as the model wrote them; for a python call, the code.
     raw_arguments: str
     #: Why `arguments` is `None`: the raw arguments are not a JSON object.
     error: str | None = None
+    #: "function" (one of the tools passed as `tools`) or "python" (the builtin python tool: run `code`).
+    kind: Literal["function", "python"] = "function"
+
+    @property
+    def code(self) -> str | None:
+        """The code of a python call, verbatim; `None` for a function call."""
+        return self.raw_arguments if self.kind == "python" else None
 
     def to_openai(self) -> dict[str, Any]:
         """The call as an OpenAI Chat Completions `tool_calls` entry."""

@@ -170,3 +170,51 @@ def test_text_without_a_message_marker_is_a_malformed_header_and_parsing_recover
     long_name = "functions." + "very_long_tool_name_" * 4
     call = parse(_ids(f"<|channel|>commentary to={long_name} <|constrain|>json<|message|>{{}}<|call|>"))
     assert call.error is None and call.tool_calls[0].name == long_name.removeprefix("functions.")
+
+
+PYTHON_CODE = 'data = {"a": [1, 2\nprint(sum(data["a"]))'  # not valid JSON, nor even valid Python: kept as written
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "<|channel|>analysis to=python code<|message|>",  # the recipient after the channel, as gpt-oss writes it first
+        "<|channel|>analysis<|message|>Run it.<|end|><|start|>assistant to=python<|channel|>analysis code<|message|>",
+        " to=functions.python<|channel|>analysis code<|message|>",  # the spelling the reference also accepts
+        "<|channel|>analysis to=python<|message|>",  # no content type
+    ],
+)
+def test_python_calls_parse_into_a_builtin_call_that_keeps_the_code_verbatim(header):
+    reply = parse(_ids(header + PYTHON_CODE + "<|call|>"))
+    (call,) = reply.tool_calls
+    assert (call.kind, call.name, call.code, call.arguments, call.error) == (
+        "python",
+        "python",
+        PYTHON_CODE,
+        None,
+        None,
+    )
+    assert reply.error is None and reply.finish_reason == "tool_calls"
+    # The call goes back into the conversation as the model wrote it.
+    assert reply.message["tool_calls"][0]["function"] == {"name": "python", "arguments": PYTHON_CODE}
+
+
+def test_python_code_streams_as_it_is_written():
+    parser = ReplyParser()
+    events = [
+        e
+        for token in _ids("<|channel|>analysis to=python code<|message|>" + PYTHON_CODE + "<|call|>")
+        for e in parser.feed(token)
+    ]
+    events += parser.finish()
+    (started,) = [e for e in events if isinstance(e, ToolCallStarted)]
+    deltas = [e.text for e in events if isinstance(e, ToolCallArgumentsDelta)]
+    assert started.name == "python" and len(deltas) > 3 and "".join(deltas) == PYTHON_CODE
+    (done,) = [e for e in events if isinstance(e, ToolCallDone)]
+    assert done.tool_call.code == PYTHON_CODE
+
+
+def test_a_function_call_is_not_a_python_call():
+    reply = parse(_ids('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"a": 1}<|call|>'))
+    (call,) = reply.tool_calls
+    assert (call.kind, call.code, call.arguments) == ("function", None, {"a": 1})

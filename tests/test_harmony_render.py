@@ -265,3 +265,55 @@ def test_header_options_of_the_wrong_type_are_typed_errors():
         render([{"role": "user", "content": "hi"}], model_identity=["x"])
     with pytest.raises(InvalidRequestError, match="builtin_tools"):
         render([{"role": "user", "content": "hi"}], builtin_tools=["shell"])
+
+
+def test_python_calls_and_results_render_as_openai_harmony_renders_them():
+    code = 'import math\nx = {"r": 2}\nprint(math.pi * x["r"] ** 2)'  # code, not JSON: kept verbatim
+    messages = [
+        {"role": "user", "content": "Area of a circle of radius 2?"},
+        {
+            "role": "assistant",
+            "thinking": "Compute it.",
+            "tool_calls": [{"id": "p1", "type": "function", "function": {"name": "python", "arguments": code}}],
+        },
+        {"role": "tool", "tool_call_id": "p1", "content": "12.566370614359172\n"},
+        # A later call answered by name, as `Model.run` and the servers write it.
+        {"role": "assistant", "tool_calls": [{"id": "p2", "function": {"name": "python", "arguments": "x"}}]},
+        {"role": "tool", "name": "python", "content": "{'r': 2}"},
+    ]
+    ids = render(messages, builtin_tools=["python"], current_date="2025-03-01")
+    expected = _reference(
+        [
+            Message.from_role_and_content(
+                Role.SYSTEM, SystemContent.new().with_conversation_start_date("2025-03-01").with_python_tool()
+            ),
+            Message.from_role_and_content(Role.USER, "Area of a circle of radius 2?"),
+            Message.from_role_and_content(Role.ASSISTANT, "Compute it.").with_channel("analysis"),
+            Message.from_role_and_content(Role.ASSISTANT, code)
+            .with_channel("analysis")
+            .with_recipient("python")
+            .with_content_type("code"),
+            Message.from_author_and_content(Author.new(Role.TOOL, "python"), "12.566370614359172\n")
+            .with_recipient("assistant")
+            .with_channel("analysis"),
+            Message.from_role_and_content(Role.ASSISTANT, "x")
+            .with_channel("analysis")
+            .with_recipient("python")
+            .with_content_type("code"),
+            Message.from_author_and_content(Author.new(Role.TOOL, "python"), "{'r': 2}")
+            .with_recipient("assistant")
+            .with_channel("analysis"),
+        ]
+    )
+    assert ids == expected
+    text = harmony_encoding().decode(ids)
+    assert "<|start|>assistant to=python<|channel|>analysis code<|message|>import math" in text
+    assert "<|start|>python to=assistant<|channel|>analysis<|message|>12.566370614359172\n<|end|>" in text
+
+
+def test_a_function_tool_may_not_take_the_python_tools_name():
+    from gptoss_hub.errors import ToolError
+
+    python_function = {"type": "function", "function": {"name": "python", "parameters": {"type": "object"}}}
+    with pytest.raises(ToolError, match=r"builtin_tools=\['python'\], or rename"):
+        render([{"role": "user", "content": "hi"}], tools=[python_function])

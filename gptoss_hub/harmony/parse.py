@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from gptoss_hub.builtin_tools import PYTHON, builtin_tool_of
 from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.events import (
     ContentDelta,
@@ -65,6 +66,9 @@ def _new_call_id() -> str:
 
 
 def _tool_name(recipient: str) -> str:
+    builtin = builtin_tool_of(recipient)
+    if builtin is not None:
+        return builtin
     return recipient[len(FUNCTION_PREFIX) :] if recipient.startswith(FUNCTION_PREFIX) else recipient
 
 
@@ -239,6 +243,12 @@ class ReplyParser:
         assert self._open_call is not None
         call_id, name = self._open_call
         raw = "".join(self._open_call_args)
+        if name == PYTHON:
+            # The body of a python call is code, kept verbatim: there are no JSON arguments to get wrong.
+            call = ToolCall(id=call_id, name=name, arguments=None, raw_arguments=raw, kind="python")
+            self._calls.append(call)
+            self._open_call, self._open_call_args = None, []
+            return call
         arguments, error = tool_arguments(raw)
         if error:
             self._record("invalid_tool_arguments", f"tool call {name!r}: {error}: {raw!r}")

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from gptoss_hub.builtin_tools import PYTHON, PYTHON_CHANNEL
 from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.tools import ToolSpec, normalize_tools
@@ -224,6 +225,14 @@ def _body_messages(messages: Sequence[Any], developer_texts: list[str]) -> list[
                 if call.get("id"):
                     call_names[call["id"]] = name
                 last_call_name = name
+                if name == PYTHON:  # the builtin python tool: the body is the code, on the analysis channel
+                    body.append(
+                        Message.from_role_and_content(Role.ASSISTANT, arguments)
+                        .with_channel(PYTHON_CHANNEL)
+                        .with_recipient(PYTHON)
+                        .with_content_type("code")
+                    )
+                    continue
                 body.append(
                     Message.from_role_and_content(Role.ASSISTANT, arguments)
                     .with_channel("commentary")
@@ -237,11 +246,11 @@ def _body_messages(messages: Sequence[Any], developer_texts: list[str]) -> list[
                     f"{where}: a tool message needs a `name`, or a `tool_call_id` of an earlier assistant "
                     "tool call, so the model knows which function answered."
                 )
-            body.append(
-                Message.from_author_and_content(Author.new(Role.TOOL, f"functions.{answered}"), text)
-                .with_channel("commentary")
-                .with_recipient("assistant")
-            )
+            if answered == PYTHON:
+                author, channel = Author.new(Role.TOOL, PYTHON), PYTHON_CHANNEL
+            else:
+                author, channel = Author.new(Role.TOOL, f"functions.{answered}"), "commentary"
+            body.append(Message.from_author_and_content(author, text).with_channel(channel).with_recipient("assistant"))
     return body
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gptoss_hub.builtin_tools import RESERVED_FUNCTION_NAMES
 from gptoss_hub.errors import ToolError
 from gptoss_hub.tools.functions import tool_from_function
 from gptoss_hub.tools.spec import ToolSpec
@@ -75,6 +76,13 @@ def normalize_tools(tools: Sequence[Any] | None) -> list[ToolSpec]:
         else:
             raise ToolError(f"A tool must be a dict, a ToolSpec or a Python function, got {type(tool).__name__}.")
     names = [s.name for s in specs]
+    reserved = sorted(RESERVED_FUNCTION_NAMES.intersection(names))
+    if reserved:
+        raise ToolError(
+            f"A function tool may not be named {reserved[0]!r}: that is gpt-oss's builtin {reserved[0]} tool, and the "
+            f"model's calls to it could not be told apart. Offer it with builtin_tools=[{reserved[0]!r}], or rename "
+            "the function."
+        )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ToolError(f"Tool names must be unique; repeated: {', '.join(duplicates)}.")
