@@ -17,6 +17,7 @@ __all__ = [
     "ModelNotFoundError",
     "NoBackendError",
     "PluginError",
+    "SandboxUnavailableError",
     "TokenizerError",
     "ToolError",
     "ToolSchemaError",
@@ -93,3 +94,8 @@ class HarmonyParseError(GptOssHubError):
         super().__init__(message)
         self.partial = partial
         self.token_ids = list(token_ids or [])
+
+
+class SandboxUnavailableError(GptOssHubError):
+    """The python tool's sandbox cannot be created here; the message says why and what to do. The tool never
+    falls back to running code unsandboxed: only `sandbox="none"`, asked for by name, does that."""

