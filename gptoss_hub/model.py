@@ -7,7 +7,7 @@ usage, timings) happens here, once, so every backend behaves the same.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,10 +15,13 @@ from gptoss_hub.engine import Capabilities, Engine, MessageEngine
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.events import Done, StreamEvent
 from gptoss_hub.harmony import render
-from gptoss_hub.reply import Reply
+from gptoss_hub.reply import Reply, ToolCall
 from gptoss_hub.sources import ModelSpec
 from gptoss_hub.tools import Toolbox
 from gptoss_hub.turn import message_list, turn_driver
+
+if TYPE_CHECKING:
+    from gptoss_hub.tools.python import PythonSession
 
 __all__ = ["Model", "ModelInfo"]
 
@@ -133,35 +136,55 @@ class Model:
     def run(
         self,
         messages: Sequence[Any],
-        tools: Sequence[Callable[..., Any]],
+        tools: Sequence[Callable[..., Any]] = (),
         *,
         max_turns: int = 8,
         on_tool_result: Callable[[str, dict[str, Any] | None, str], None] | None = None,
+        builtin_tools: Sequence[str] = (),
+        python_session: PythonSession | None = None,
         **options: Any,
     ) -> Reply:
-        """The tool loop: chat, call the Python functions the model asks for, feed results back, repeat.
+        """The tool loop: chat, run the tools the model calls, feed results back, repeat.
+
+        Function tools are the Python functions in `tools`. With `builtin_tools=["python"]` the model's python
+        calls run in a sandboxed, stateful `PythonSession` opened for this conversation and closed with it;
+        pass `python_session=` to share one across calls (it stays open; a stateless one,
+        `PythonSession(stateful=False)`, makes the prompt say so).
 
         Stops at the first reply without tool calls, or after `max_turns` model turns (that reply is
         returned, with `finish_reason="tool_calls"`). A tool that raises, or an unknown tool name, is
         answered with an error result so the model can recover. `on_tool_result(name, arguments, result)`
-        is called after each tool runs. `reply.transcript` holds every message the loop added. A
-        `tool_choice` applies to the first turn only (then "auto"), so a forced call cannot loop forever.
+        is called after each tool runs (a python call's arguments are `{"code": ...}`). `reply.transcript`
+        holds every message the loop added. A `tool_choice` applies to the first turn only (then "auto"), so
+        a forced call cannot loop forever.
         """
         if max_turns < 1:
             raise InvalidRequestError(f"max_turns must be at least 1, got {max_turns}.")
         toolbox = Toolbox(tools)
+        builtins = list(builtin_tools)
+        if python_session is not None and "python" not in builtins:
+            builtins.append("python")
+        python = _PythonCalls(python_session, enabled="python" in builtins)
+        if python_session is not None and not python_session.stateful:
+            options["stateless_python"] = True
+        if builtins:
+            options["builtin_tools"] = builtins
         transcript: list[dict[str, Any]] = []
-        for _ in range(max_turns):
-            reply = self.chat([*messages, *transcript], tools=toolbox.specs, **options)
-            options.pop("tool_choice", None)
-            transcript.append(reply.message)
-            if not reply.tool_calls:
-                break
-            for call in reply.tool_calls:
-                tool_message = toolbox.answer(call)
-                if on_tool_result is not None:
-                    on_tool_result(call.name, call.arguments, tool_message["content"])
-                transcript.append(tool_message)
+        try:
+            for _ in range(max_turns):
+                reply = self.chat([*messages, *transcript], tools=toolbox.specs, **options)
+                options.pop("tool_choice", None)
+                transcript.append(reply.message)
+                if not reply.tool_calls:
+                    break
+                for call in reply.tool_calls:
+                    tool_message = python.answer(call) if call.kind == "python" else toolbox.answer(call)
+                    if on_tool_result is not None:
+                        arguments = {"code": call.code} if call.kind == "python" else call.arguments
+                        on_tool_result(call.name, arguments, tool_message["content"])
+                    transcript.append(tool_message)
+        finally:
+            python.close()
         return reply.model_copy(update={"transcript": transcript})
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -176,3 +199,27 @@ class Model:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _PythonCalls:
+    """The python calls of one `Model.run`: answered by the caller's session, or by one opened at the first call
+    and closed with the run."""
+
+    def __init__(self, session: PythonSession | None, *, enabled: bool):
+        self.session, self.enabled, self.owned = session, enabled, False
+
+    def answer(self, call: ToolCall) -> dict[str, Any]:
+        """The tool message with the result of running the call's code."""
+        if not self.enabled:
+            text = "The python tool is not available in this conversation; answer without it."
+        else:
+            if self.session is None:
+                from gptoss_hub.tools.python import PythonSession
+
+                self.session, self.owned = PythonSession(), True
+            text = self.session.run(call.code or "").text
+        return {"role": "tool", "name": "python", "tool_call_id": call.id, "content": text}
+
+    def close(self) -> None:
+        if self.owned and self.session is not None:
+            self.session.close()

@@ -41,6 +41,7 @@ RENDER_OPTIONS = (
     "knowledge_cutoff",
     "current_date",
     "keep_reasoning",
+    "stateless_python",
 )
 
 

@@ -200,3 +200,66 @@ def test_sandbox_none_runs_unisolated_only_when_asked_by_name(tmp_path):
         assert opened.run(f"open({str(visible)!r}).read()").text == "'on the host'"
     with pytest.raises(Exception, match="sandbox must be 'bwrap' or 'none'"):
         PythonSession(sandbox="off")  # type: ignore[arg-type]
+
+
+# -- Model.run ------------------------------------------------------------------------------------------
+
+FIRST_CALL = (
+    "<|channel|>analysis<|message|>Compute it.<|end|><|start|>assistant to=python<|channel|>analysis code<|message|>"
+    "x = 6 * 7\nprint(x)<|call|>"
+)
+SECOND_CALL = "<|channel|>analysis to=python code<|message|>x + 1<|call|>"
+ANSWER = "<|channel|>final<|message|>It is 43.<|return|>"
+
+
+def _decoded(ids):
+    from gptoss_hub.encoding import harmony_encoding
+
+    return harmony_encoding().decode(ids)
+
+
+def test_run_executes_python_calls_statefully_and_feeds_the_results_back():
+    from scripted import ScriptedEngine, scripted_model
+
+    engine = ScriptedEngine(FIRST_CALL, SECOND_CALL, ANSWER)
+    seen = []
+    reply = scripted_model(engine).run(
+        [{"role": "user", "content": "6 * 7 + 1?"}],
+        builtin_tools=["python"],
+        on_tool_result=lambda name, arguments, result: seen.append((name, arguments, result)),
+    )
+    assert reply.content == "It is 43." and reply.finish_reason == "stop"
+    assert seen == [("python", {"code": "x = 6 * 7\nprint(x)"}, "42"), ("python", {"code": "x + 1"}, "43")]
+    tool_messages = [m for m in reply.transcript if m["role"] == "tool"]
+    assert [(m["name"], m["content"]) for m in tool_messages] == [("python", "42"), ("python", "43")]
+    first, _, last = (_decoded(prompt) for prompt in engine.prompts)
+    assert "stateful Jupyter notebook" in first  # harmony's own description: the one gpt-oss was trained with
+    assert "<|start|>assistant to=python<|channel|>analysis code<|message|>x = 6 * 7\nprint(x)<|call|>" in last
+    assert "<|start|>python to=assistant<|channel|>analysis<|message|>42<|end|>" in last
+
+
+def test_a_shared_session_keeps_state_across_runs_and_a_stateless_one_says_so():
+    from scripted import ScriptedEngine, scripted_model
+
+    question = [{"role": "user", "content": "Go."}]
+    with PythonSession(timeout=10) as shared:
+        scripted_model(ScriptedEngine(FIRST_CALL, ANSWER)).run(question, python_session=shared)
+        reply = scripted_model(ScriptedEngine(SECOND_CALL, ANSWER)).run(question, python_session=shared)
+        assert reply.transcript[1]["content"] == "43" and shared.running  # the caller's session stays open
+    engine = ScriptedEngine(FIRST_CALL, SECOND_CALL, ANSWER)
+    with PythonSession(timeout=10, stateful=False) as stateless:
+        reply = scripted_model(engine).run(question, python_session=stateless)
+    assert "NameError: name 'x' is not defined" in reply.transcript[3]["content"]
+    assert "fresh, stateless Python process" in _decoded(engine.prompts[0])
+
+
+def test_a_python_call_where_the_tool_is_not_offered_is_answered_without_running_it():
+    from scripted import ScriptedEngine, scripted_model
+
+    reply = scripted_model(ScriptedEngine(FIRST_CALL, ANSWER)).run([{"role": "user", "content": "Go."}])
+    assert reply.transcript[1] == {
+        "role": "tool",
+        "name": "python",
+        "tool_call_id": reply.transcript[0]["tool_calls"][0]["id"],
+        "content": "The python tool is not available in this conversation; answer without it.",
+    }

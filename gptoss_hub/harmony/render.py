@@ -78,6 +78,19 @@ def _as_dict(message: Any, index: int) -> Mapping[str, Any]:
     )
 
 
+#: The python tool's description when each call runs in a fresh process (`stateless_python=True`); the
+#: stateful description is harmony's own, the one gpt-oss was trained with.
+STATELESS_PYTHON = (
+    "Use this tool to execute Python code in your chain of thought. The code will not be shown to the user. This "
+    "tool should be used for internal reasoning, but not for code that is intended to be visible to the user (e.g. "
+    "when creating plots, tables, or files).\n\n"
+    "When you send a message containing Python code to python, it will be executed in a fresh, stateless Python "
+    "process: names and imports from earlier calls are gone, so send the whole program each time, and print() what "
+    "you need to see. python will respond with the output of the execution or time out after 120.0 seconds. The "
+    "drive at '/mnt/data' can be used to save and persist user files. Internet access for this session is disabled."
+)
+
+
 class _HeaderKey(NamedTuple):
     """Everything the harmony system and developer messages are made of, hashable so they render once."""
 
@@ -86,6 +99,8 @@ class _HeaderKey(NamedTuple):
     knowledge_cutoff: str | None
     current_date: str | None
     builtin_tools: tuple[str, ...]
+    #: The python tool runs each call in a fresh process (the system message says so instead of "stateful").
+    stateless_python: bool
     instructions: tuple[str, ...]
     #: (name, description, parameters as JSON) per function tool.
     tools: tuple[tuple[str, str, str], ...]
@@ -108,7 +123,14 @@ def _system_message(key: _HeaderKey) -> Any:
     if key.current_date is not None:
         content = content.with_conversation_start_date(key.current_date)
     for tool in key.builtin_tools:
-        content = content.with_browser_tool() if tool == "browser" else content.with_python_tool()
+        if tool == "browser":
+            content = content.with_browser_tool()
+        elif key.stateless_python:
+            from openai_harmony import ToolNamespaceConfig
+
+            content = content.with_tools(ToolNamespaceConfig(name="python", description=STATELESS_PYTHON, tools=[]))
+        else:
+            content = content.with_python_tool()  # the description gpt-oss was trained with: a stateful notebook
     return Message.from_role_and_content(Role.SYSTEM, content)
 
 
@@ -156,6 +178,7 @@ def _header_key(
     knowledge_cutoff: str | None,
     current_date: str | _dt.date | None,
     builtin_tools: Iterable[str],
+    stateless_python: bool = False,
 ) -> _HeaderKey:
     if reasoning_effort not in REASONING_EFFORTS:
         raise InvalidRequestError(
@@ -173,6 +196,7 @@ def _header_key(
         knowledge_cutoff=_optional_text(knowledge_cutoff, "knowledge_cutoff"),
         current_date=None if current_date is None else str(current_date),
         builtin_tools=builtins,
+        stateless_python=bool(stateless_python),
         instructions=tuple(t for t in developer_texts if t),
         tools=tuple(spec.render_key for spec in tool_specs),
     )
@@ -265,6 +289,7 @@ def _conversation_parts(
     knowledge_cutoff: str | None = "2024-06",
     current_date: str | _dt.date | None = TODAY,
     keep_reasoning: bool = False,
+    stateless_python: bool = False,
 ) -> tuple[_HeaderKey, list[Any]]:
     """What the system and developer messages are made of, and the harmony messages that follow them."""
     tool_specs = normalize_tools(tools)
@@ -278,6 +303,7 @@ def _conversation_parts(
         knowledge_cutoff=knowledge_cutoff,
         current_date=current_date,
         builtin_tools=builtin_tools,
+        stateless_python=stateless_python,
     )
     if not keep_reasoning:
         body = drop_completed_reasoning(body)
@@ -291,7 +317,8 @@ def build_conversation(messages: Sequence[Any], **options: Any) -> Any:
     message; the harmony system message is built from the keyword options: `tools`, `builtin_tools`
     ("browser", "python"), `reasoning_effort` ("low" | "medium" | "high", default "medium"), `instructions`,
     `model_identity`, `knowledge_cutoff` (default "2024-06"), `current_date` (default today, UTC; `None`
-    omits it) and `keep_reasoning`. The chain of thought of completed turns is dropped
+    omits it), `stateless_python` (the python tool runs each call in a fresh process, and its description
+    says so) and `keep_reasoning`. The chain of thought of completed turns is dropped
     (`drop_completed_reasoning`) unless `keep_reasoning` is set, for training.
     """
     from openai_harmony import Conversation

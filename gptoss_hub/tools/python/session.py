@@ -86,7 +86,8 @@ class PythonSession:
     `timeout`: seconds per call (120 by default, as the tool's description tells the model). `limits`:
     memory, CPU, processes, file size, open files (`PythonLimits`). `files`: host paths copied into
     `/mnt/data` before the first call. `network=True` lets the code reach the network (off by default).
-    `output_bytes`: output kept per call. `sandbox="none"` runs the kernel as a plain subprocess of this
+    `output_bytes`: output kept per call. `stateful=False` runs each call in a fresh kernel (render the
+    prompt with `stateless_python=True` so the model knows). `sandbox="none"` runs the kernel as a plain subprocess of this
     process, with no isolation at all: only for code you would run yourself.
     Use it as a context manager, or call `close()`: it ends the kernel and deletes `/mnt/data`.
     """
@@ -100,13 +101,14 @@ class PythonSession:
         network: bool = False,
         output_bytes: int = DEFAULT_OUTPUT_BYTES,
         sandbox: Literal["bwrap", "none"] = "bwrap",
+        stateful: bool = True,
     ):
         if timeout <= 0:
             raise InvalidRequestError(f"timeout must be a positive number of seconds, got {timeout}.")
         if sandbox not in ("bwrap", "none"):
             raise InvalidRequestError(f"sandbox must be 'bwrap' or 'none' (no isolation at all), got {sandbox!r}.")
         self.timeout, self.limits, self.network = timeout, limits or PythonLimits(), network
-        self.output_bytes, self.sandbox = output_bytes, sandbox
+        self.output_bytes, self.sandbox, self.stateful = output_bytes, sandbox, stateful
         self._bwrap = probe_sandbox() if sandbox == "bwrap" else None
         self._as_root = os.geteuid() == 0 and sandbox == "bwrap"
         #: Under root, the unprivileged user the kernel becomes (its own, so the process limit is its own).
@@ -216,6 +218,8 @@ class PythonSession:
                 self._stop()  # the next call starts a fresh kernel
                 return PythonResult(output="", status="timeout" if timed_out else "died")
             cut = reply.get("cut", 0)
+            if not self.stateful:
+                self._stop()  # the next call starts from nothing, as the stateless description promises
             return PythonResult(output=str(reply.get("output", "")), cut_bytes=cut if isinstance(cut, int) else 0)
 
     @property
