@@ -263,3 +263,20 @@ def test_a_python_call_where_the_tool_is_not_offered_is_answered_without_running
         "tool_call_id": reply.transcript[0]["tool_calls"][0]["id"],
         "content": "The python tool is not available in this conversation; answer without it.",
     }
+
+
+def test_the_chat_command_shows_the_code_the_result_and_the_answer():
+    from rich.console import Console
+    from scripted import ScriptedEngine, scripted_model
+
+    from gptoss_hub.cli.chat import _answer, _Printer
+
+    console = Console(record=True, width=100)
+    messages = [{"role": "user", "content": "6 * 7 + 1?"}]
+    model = scripted_model(ScriptedEngine(FIRST_CALL, SECOND_CALL, ANSWER))
+    with PythonSession(timeout=10) as python:
+        reply = _answer(model, messages, None, _Printer(console, True), {"builtin_tools": ["python"]}, python)
+    shown = console.export_text()
+    assert reply.content == "It is 43."
+    assert "→ python\n  x = 6 * 7\n  print(x)\n← 42" in shown and "→ python\n  x + 1\n← 43" in shown
+    assert shown.rstrip().endswith("It is 43.")

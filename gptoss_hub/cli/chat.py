@@ -7,9 +7,10 @@ runs the Python function, shows its result and lets the model continue until it 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -23,6 +24,9 @@ from gptoss_hub.events import (
 )
 from gptoss_hub.reply import Reply
 from gptoss_hub.tools import Toolbox
+
+if TYPE_CHECKING:
+    from gptoss_hub.tools.python import PythonSession
 
 __all__ = ["add_chat_parser", "load_tool", "run_chat"]
 
@@ -66,6 +70,13 @@ def add_chat_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--tools", choices=sorted(DEMO_TOOLS), help="a built-in tool set: demo = an offline get_weather"
     )
+    parser.add_argument(
+        "--builtin",
+        action="append",
+        default=[],
+        choices=("python",),
+        help="a builtin tool: python runs the model's code in a sandboxed, stateful session (repeatable)",
+    )
     parser.add_argument("--system", help="developer instructions for the model")
     parser.add_argument("--max-tokens", type=int, default=None)
     parser.add_argument("--temperature", type=float, default=None, help="default: 1.0, or 0 for the tiny models")
@@ -104,6 +115,13 @@ class _Printer:
         self.console.print(f"→ {name}({raw_arguments})", style="bold cyan", markup=False, highlight=False)
         self._section = None
 
+    def python_call(self, code: str) -> None:
+        self._enter("tool")
+        self.console.print("→ python", style="bold cyan", markup=False, highlight=False)
+        for line in code.splitlines() or [""]:
+            self.console.print(f"  {line}", style="cyan", markup=False, highlight=False)
+        self._section = None
+
     def tool_result(self, result: str) -> None:
         self.console.print(f"← {result}", style="green", markup=False, highlight=False)
         self._section = None
@@ -120,7 +138,12 @@ class _Printer:
 
 
 def _answer(
-    model: Any, messages: list[dict[str, Any]], toolbox: Toolbox | None, printer: _Printer, options: dict
+    model: Any,
+    messages: list[dict[str, Any]],
+    toolbox: Toolbox | None,
+    printer: _Printer,
+    options: dict[str, Any],
+    python: PythonSession | None = None,
 ) -> Reply:
     """Stream one user turn to its end, running tools in between; appends every message to `messages`."""
     for _ in range(_MAX_TOOL_TURNS):
@@ -132,12 +155,19 @@ def _answer(
                 printer.event(event)
         assert reply is not None
         messages.append(reply.message)
-        if not reply.tool_calls or toolbox is None:
+        if not reply.tool_calls or (toolbox is None and python is None):
             printer.end_turn(reply)
             return reply
         for call in reply.tool_calls:
-            printer.tool_call(call.name, call.raw_arguments)
-            tool_message = toolbox.answer(call)
+            if call.kind == "python":
+                printer.python_call(call.code or "")
+                result = python.run(call.code or "").text if python else "The python tool is not available here."
+                tool_message = {"role": "tool", "name": "python", "tool_call_id": call.id, "content": result}
+            else:
+                printer.tool_call(call.name, call.raw_arguments)
+                tool_message = (
+                    toolbox.answer(call) if toolbox else {"role": "tool", "name": call.name, "content": "No such tool."}
+                )
             printer.tool_result(tool_message["content"])
             messages.append(tool_message)
     printer.console.print(f"[stopped after {_MAX_TOOL_TURNS} tool rounds]", style="yellow", markup=False)
@@ -156,21 +186,29 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
     with console.status(f"Loading {args.model}…", spinner="dots"):
         model = load(args.model, backend=args.backend)
     console.print(f"{model.info.model} on {model.info.backend} ({model.info.device}, {model.info.dtype})", style="dim")
-    options = {
+    options: dict[str, Any] = {
         "reasoning_effort": args.reasoning_effort,
         "max_tokens": args.max_tokens,
         "temperature": args.temperature,
         "seed": args.seed,
         "instructions": args.system,
     }
+    python = None
+    if "python" in args.builtin:
+        from gptoss_hub.tools.python import PythonSession
+
+        options["builtin_tools"] = ["python"]
+        python = PythonSession()
     printer = _Printer(console, args.show_reasoning)
     messages: list[dict[str, Any]] = []
-    with model:
+    with model, python or contextlib.nullcontext():
         if args.prompt is not None:
             messages.append({"role": "user", "content": args.prompt})
-            reply = _answer(model, messages, toolbox, printer, options)
+            reply = _answer(model, messages, toolbox, printer, options, python)
             return 1 if reply.finish_reason == "error" else 0
-        console.print("Interactive chat: /reset clears the history, /exit or Ctrl-D quits.", style="dim")
+        console.print(
+            "Interactive chat: /reset clears the history (and the python session), /exit or Ctrl-D quits.", style="dim"
+        )
         while True:
             try:
                 line = console.input("[bold]> [/bold]")
@@ -181,11 +219,13 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
                 return 0
             if line.strip() == "/reset":
                 messages.clear()
+                if python is not None:
+                    python.restart()
                 continue
             if not line.strip():
                 continue
             messages.append({"role": "user", "content": line})
             try:
-                _answer(model, messages, toolbox, printer, options)
+                _answer(model, messages, toolbox, printer, options, python)
             except GptOssHubError as exc:
                 console.print(f"error: {exc}", style="red", markup=False)

@@ -222,6 +222,11 @@ class PythonSession:
                 self._stop()  # the next call starts from nothing, as the stateless description promises
             return PythonResult(output=str(reply.get("output", "")), cut_bytes=cut if isinstance(cut, int) else 0)
 
+    def restart(self) -> None:
+        """Forget every name defined so far: the next call starts a fresh kernel (`/mnt/data` is kept)."""
+        with self._lock:
+            self._stop()
+
     @property
     def running(self) -> bool:
         """Whether a kernel is running (a session starts one on its first call)."""
