@@ -280,3 +280,15 @@ def test_the_chat_command_shows_the_code_the_result_and_the_answer():
     assert reply.content == "It is 43."
     assert "→ python\n  x = 6 * 7\n  print(x)\n← 42" in shown and "→ python\n  x + 1\n← 43" in shown
     assert shown.rstrip().endswith("It is 43.")
+
+
+def test_the_benchmark_reports_each_figure():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("python_tool_benchmark", ROOT / "benchmarks" / "python_tool.py")
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    results = benchmark.main(["--rounds", "2"])
+    assert set(results) == {"warm call", "plain subprocess", "cold session start"}
+    assert all(value > 0 for value in results.values())
