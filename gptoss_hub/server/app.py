@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -18,10 +19,12 @@ from gptoss_hub.server.chat_completions import (
     ChatCompletionRequest,
     chat_completion,
     chat_completion_chunks,
+    collected_chat_completion,
     model_options,
 )
 from gptoss_hub.server.errors import APIError, error_body, from_exception
 from gptoss_hub.server.metrics import ServerMetrics
+from gptoss_hub.server.python_calls import PythonContainers, PythonRan, turns_with_python
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_PENDING", "create_app"]
 
@@ -50,6 +53,8 @@ class _Served:
         self.max_body_bytes = max_body_bytes
         self.metrics = ServerMetrics()
         self.store = responses_api.ResponseStore()
+        #: Python sessions of the conversations whose requests offer the python tool (`code_interpreter`).
+        self.containers = PythonContainers()
 
     def check_model(self, name: str) -> None:
         """A 404 unless `name` is the served model (under any of its names)."""
@@ -78,7 +83,13 @@ def create_app(
     stay open. Bodies over `max_body_bytes` get 413, and requests beyond `max_pending` in progress 429.
     """
     served = _Served(model, model_name or model.info.model, max_body_bytes)
-    app = FastAPI(title="gptoss-hub", description="OpenAI-compatible API over gpt-oss")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        yield
+        served.containers.close_all()  # no sandbox outlives the server
+
+    app = FastAPI(title="gptoss-hub", description="OpenAI-compatible API over gpt-oss", lifespan=lifespan)
     app.state.served = served
     app.add_exception_handler(APIError, _api_error)
     app.add_middleware(
@@ -157,6 +168,8 @@ async def _chat_completions(request: Request) -> Any:
     parsed = await _parsed(request, ChatCompletionRequest)
     served.check_model(parsed.model)
     options = model_options(parsed)
+    if "builtin_tools" in options:
+        return await _chat_completions_with_python(served, parsed, options)
     try:
         if not parsed.stream:
             reply = await served.model.achat(parsed.messages, **options)
@@ -177,22 +190,67 @@ async def _responses(request: Request) -> Any:
     messages = history + responses_api.input_messages(parsed)
     options = responses_api.model_options(parsed)
     response = responses_api.ResponseStream(parsed, served.served_name)
+    python = "builtin_tools" in options
+    container_id = served.store.container(parsed.previous_response_id)
 
     def remember(reply: Reply) -> None:
         served.metrics.record_reply(reply)
         if parsed.store:
-            served.store.save(response.id, [*messages, reply.message])
+            added = reply.transcript or [reply.message]  # with python, every turn and tool result it took
+            served.store.save(response.id, [*messages, *added], response.container_id or container_id)
+        elif python:
+            served.containers.release(response.container_id)  # nothing can continue this conversation
 
     try:
-        if not parsed.stream:
+        if python:
+            events: AsyncIterator[Any] = turns_with_python(
+                served.model, messages, options, served.containers, container_id
+            )
+        elif not parsed.stream:
             reply = await served.model.achat(messages, **options)
             remember(reply)
             return response.complete(reply)
-        events = await _started(served.model.astream(messages, **options))
+        else:
+            events = served.model.astream(messages, **options)
+        events = await _started(events)
     except Exception as exc:
         raise from_exception(exc) from exc
     stream = response.events(events, on_reply=remember)
+    if not parsed.stream:  # python turns, answered whole: the response the stream would end with
+        async for _ in stream:
+            pass
+        return response.final
     return StreamingResponse(_stream_with_errors(stream, named_events=True), media_type="text/event-stream")
+
+
+async def _chat_completions_with_python(served: _Served, parsed: ChatCompletionRequest, options: dict[str, Any]) -> Any:
+    """Chat Completions with the python tool run by the server: the calls, with their output, come back in the
+    message's `code_interpreter_calls` (an extension: the API has no shape for a builtin tool). The session
+    lives for the request."""
+    events = turns_with_python(served.model, parsed.messages, options, served.containers, None)
+    try:
+        events = await _started(events)
+    except Exception as exc:
+        raise from_exception(exc) from exc
+    containers: list[str] = []
+
+    async def released(source: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        try:
+            async for event in source:
+                if isinstance(event, PythonRan):
+                    containers.append(event.container_id)
+                yield event
+        finally:
+            for container_id in set(containers):
+                served.containers.release(container_id)
+
+    if parsed.stream:
+        chunks = chat_completion_chunks(released(events), parsed, served.served_name, served.metrics.record_reply)
+        return StreamingResponse(_stream_with_errors(chunks), media_type="text/event-stream")
+    try:
+        return await collected_chat_completion(released(events), served.served_name, served.metrics.record_reply)
+    except Exception as exc:
+        raise from_exception(exc) from exc
 
 
 async def _started(events: AsyncIterator[Any]) -> AsyncIterator[Any]:

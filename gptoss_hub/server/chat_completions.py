@@ -15,19 +15,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gptoss_hub.builtin_tools import PYTHON
 from gptoss_hub.events import (
     ContentDelta,
     Done,
     ReasoningDelta,
-    StreamEvent,
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
 from gptoss_hub.reply import Reply
 from gptoss_hub.server.errors import APIError
 from gptoss_hub.server.options import checked_tool_choice
+from gptoss_hub.server.python_calls import PythonRan, ServerEvent
 
-__all__ = ["ChatCompletionRequest", "chat_completion", "chat_completion_chunks", "model_options"]
+__all__ = [
+    "ChatCompletionRequest",
+    "chat_completion",
+    "chat_completion_chunks",
+    "collected_chat_completion",
+    "model_options",
+]
 
 
 class StreamOptions(BaseModel):
@@ -71,11 +78,16 @@ def model_options(request: ChatCompletionRequest) -> dict[str, Any]:
             None,
             "stop",
         )
+    # `{"type": "code_interpreter"}` offers the python tool, which this server runs (an extension).
+    functions = [tool for tool in request.tools or () if tool.get("type") != "code_interpreter"]
+    builtin = len(functions) != len(request.tools or ())
     options: dict[str, Any] = {
-        "tools": request.tools,
-        "tool_choice": checked_tool_choice(request.tool_choice, request.tools),
+        "tools": functions or None,
+        "tool_choice": checked_tool_choice(request.tool_choice, functions),
         "response_format": request.response_format,
     }
+    if builtin:
+        options["builtin_tools"] = ["python"]
     if request.reasoning_effort:
         options["reasoning_effort"] = request.reasoning_effort
     max_tokens = request.max_completion_tokens or request.max_tokens
@@ -111,11 +123,21 @@ def _error(reply: Reply) -> dict[str, Any] | None:
     return {"code": reply.error.code, "message": reply.error.message, "raw_text": reply.error.raw_text}
 
 
-def chat_completion(reply: Reply, model_name: str) -> dict[str, Any]:
-    """A `chat.completion` object for `reply`."""
+def chat_completion(
+    reply: Reply,
+    model_name: str,
+    *,
+    reasoning: str | None = None,
+    code_interpreter_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A `chat.completion` object for `reply`; with the python tool run by the server, `reasoning` is that of
+    every turn and `code_interpreter_calls` the calls that ran (with their output)."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
-    if reply.reasoning:
-        message["reasoning_content"] = reply.reasoning
+    reasoning = reply.reasoning if reasoning is None else reasoning
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    if code_interpreter_calls:
+        message["code_interpreter_calls"] = code_interpreter_calls
     if reply.tool_calls:
         message["tool_calls"] = [call.to_openai() for call in reply.tool_calls]
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": _finish_reason(reply), "logprobs": None}
@@ -132,7 +154,7 @@ def chat_completion(reply: Reply, model_name: str) -> dict[str, Any]:
 
 
 async def chat_completion_chunks(
-    events: AsyncIterator[StreamEvent],
+    events: AsyncIterator[ServerEvent],
     request: ChatCompletionRequest,
     model_name: str,
     on_reply: Callable[[Reply], None] | None = None,
@@ -152,12 +174,19 @@ async def chat_completion_chunks(
 
     yield chunk({"role": "assistant", "content": ""})
     call_index: dict[str, int] = {}
+    python_calls: set[str] = set()
     reply: Reply | None = None
     async for event in events:
         if isinstance(event, ReasoningDelta):
             yield chunk({"reasoning_content": event.text})
         elif isinstance(event, ContentDelta):
             yield chunk({"content": event.text})
+        elif isinstance(event, ToolCallStarted) and event.name == PYTHON:
+            python_calls.add(event.id)  # run by the server: shown once it ran, never as a function call
+        elif isinstance(event, ToolCallArgumentsDelta) and event.id in python_calls:
+            continue
+        elif isinstance(event, PythonRan):
+            yield chunk({"code_interpreter_call": _code_interpreter_call(event)})
         elif isinstance(event, ToolCallStarted):
             call_index[event.id] = len(call_index)
             call = {"index": call_index[event.id], "id": event.id, "type": "function"}
@@ -182,3 +211,29 @@ async def chat_completion_chunks(
         }
         yield f"data: {json.dumps(body)}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _code_interpreter_call(ran: PythonRan) -> dict[str, Any]:
+    """A python call the server ran, as the `code_interpreter_calls` extension shows it."""
+    return {"id": ran.call.id, "code": ran.call.code, "container_id": ran.container_id, "output": ran.result.text}
+
+
+async def collected_chat_completion(
+    events: AsyncIterator[ServerEvent], model_name: str, on_reply: Callable[[Reply], None] | None = None
+) -> dict[str, Any]:
+    """The `chat.completion` object for a response whose python calls the server ran: every turn's reasoning,
+    the last turn's answer, the calls with their output."""
+    reasoning: list[str] = []
+    calls: list[dict[str, Any]] = []
+    reply: Reply | None = None
+    async for event in events:
+        if isinstance(event, ReasoningDelta):
+            reasoning.append(event.text)
+        elif isinstance(event, PythonRan):
+            calls.append(_code_interpreter_call(event))
+        elif isinstance(event, Done):
+            reply = event.reply
+    assert reply is not None, "a model's events end with Done"
+    if on_reply is not None:
+        on_reply(reply)
+    return chat_completion(reply, model_name, reasoning="".join(reasoning), code_interpreter_calls=calls)

@@ -17,10 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, StreamEvent, ToolCallArgumentsDelta, ToolCallStarted
+from gptoss_hub.builtin_tools import PYTHON
+from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta, ToolCallStarted
 from gptoss_hub.reply import Reply
 from gptoss_hub.server.errors import APIError
 from gptoss_hub.server.options import checked_tool_choice
+from gptoss_hub.server.python_calls import PythonRan, PythonRunning, ServerEvent
 
 __all__ = [
     "ResponseStore",
@@ -61,16 +63,25 @@ class ResponsesRequest(BaseModel):
 
 
 class ResponseStore:
-    """Conversations of earlier responses, by response id, at most `size` of them."""
+    """Conversations of earlier responses, by response id, at most `size` of them, each with the python
+    container its calls ran in (if any)."""
 
     def __init__(self, size: int = DEFAULT_STORE_SIZE):
         self.size = size
         self._conversations: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._containers: dict[str, str] = {}
 
-    def save(self, response_id: str, messages: list[dict[str, Any]]) -> None:
+    def save(self, response_id: str, messages: list[dict[str, Any]], container_id: str | None = None) -> None:
         self._conversations[response_id] = messages
+        if container_id is not None:
+            self._containers[response_id] = container_id
         while len(self._conversations) > self.size:
-            self._conversations.popitem(last=False)
+            oldest, _ = self._conversations.popitem(last=False)
+            self._containers.pop(oldest, None)
+
+    def container(self, response_id: str | None) -> str | None:
+        """The python container of a stored response, so the conversation's state lives on along its chain."""
+        return self._containers.get(response_id) if response_id is not None else None
 
     def conversation(self, response_id: str) -> list[dict[str, Any]]:
         if response_id not in self._conversations:
@@ -143,15 +154,25 @@ def input_messages(request: ResponsesRequest) -> list[dict[str, Any]]:
 def model_options(request: ResponsesRequest) -> dict[str, Any]:
     """The `Model.chat` keyword arguments a Responses request stands for."""
     tools = None
+    builtin = False
     if request.tools:
         tools = []
         for tool in request.tools:
+            if tool.get("type") == "code_interpreter":
+                builtin = True  # the python tool, run by this server
+                continue
             if tool.get("type") != "function":
                 raise APIError(
-                    400, f"Only function tools are supported, got {tool.get('type')!r}.", "invalid_request_error"
+                    400,
+                    f"Only function and code_interpreter tools are supported, got {tool.get('type')!r}.",
+                    "invalid_request_error",
+                    None,
+                    "tools",
                 )
             tools.append({key: value for key, value in tool.items() if key != "strict"})
     options: dict[str, Any] = {"tools": tools, "tool_choice": checked_tool_choice(request.tool_choice, tools)}
+    if builtin:
+        options["builtin_tools"] = ["python"]
     if request.instructions:
         options["instructions"] = request.instructions
     if request.reasoning is not None and request.reasoning.effort:
@@ -195,6 +216,18 @@ def _function_call_item(call_id: str, name: str, arguments: str, status: str) ->
         "name": name,
         "arguments": arguments,
         "status": status,
+    }
+
+
+def _code_interpreter_item() -> dict[str, Any]:
+    """A `code_interpreter_call` output item (a python call the server runs), before its code is complete."""
+    return {
+        "type": "code_interpreter_call",
+        "id": f"ci_{uuid.uuid4().hex}",
+        "status": "in_progress",
+        "code": "",
+        "container_id": None,
+        "outputs": None,
     }
 
 
@@ -267,6 +300,12 @@ class ResponseStream:
         self.items: list[dict[str, Any]] = []
         self.open_item: dict[str, Any] | None = None
         self.text: list[str] = []
+        #: The python container the response's calls ran in (the last one, when a call restarted it).
+        self.container_id: str | None = None
+        #: The final `response` object, once `events()` has made it.
+        self.final: dict[str, Any] | None = None
+        #: The python call between its code's end and its result.
+        self.python_item: dict[str, Any] | None = None
 
     def complete(self, reply: Reply) -> dict[str, Any]:
         """The whole `response` object for `reply`."""
@@ -311,6 +350,10 @@ class ResponseStream:
             return self.event(
                 "response.function_call_arguments.delta", item_id=item["id"], output_index=self.index, delta=text
             )
+        if item["type"] == "code_interpreter_call":
+            return self.event(
+                "response.code_interpreter_call_code.delta", item_id=item["id"], output_index=self.index, delta=text
+            )
         kind = "response.reasoning_text.delta" if item["type"] == "reasoning" else "response.output_text.delta"
         return self.event(kind, item_id=item["id"], output_index=self.index, content_index=0, delta=text)
 
@@ -329,13 +372,17 @@ class ResponseStream:
             closing.append(self.event("response.output_text.done", **where, content_index=0, text=joined))
             closing.append(self.event("response.content_part.done", **where, content_index=0, part=part))
             item["content"], item["status"] = [part], "completed"
+        elif item["type"] == "code_interpreter_call":
+            # A python call closed before it ran (the response ended there): its code, not run.
+            closing.append(self.event("response.code_interpreter_call_code.done", **where, code=joined))
+            item["code"], item["status"] = joined, "incomplete"
         else:
             closing.append(self.event("response.function_call_arguments.done", **where, arguments=joined))
             item["arguments"], item["status"] = joined, "completed"
         closing.append(self.event("response.output_item.done", output_index=self.index, item=item))
         return closing
 
-    async def events(self, events: AsyncIterator[StreamEvent], on_reply: Callable[[Reply], None]) -> AsyncIterator[str]:
+    async def events(self, events: AsyncIterator[ServerEvent], on_reply: Callable[[Reply], None]) -> AsyncIterator[str]:
         """The Responses streaming events for the model's `events`, `response.created` … `response.completed`;
         `on_reply` gets the reply before the last event."""
         started = response_object(self.request, None, self.model_name, self.id, self.created)
@@ -349,11 +396,23 @@ class ResponseStream:
                     for chunk in self.open(_new_reasoning_item() if kind == "reasoning" else _new_message_item()):
                         yield chunk
                 yield self.delta(stream_event.text)
+            elif isinstance(stream_event, ToolCallStarted) and stream_event.name == PYTHON:
+                for chunk in self.open(_code_interpreter_item()):
+                    yield chunk
+                yield self.event(
+                    "response.code_interpreter_call.in_progress", item_id=self.items[-1]["id"], output_index=self.index
+                )
             elif isinstance(stream_event, ToolCallStarted):
                 for chunk in self.open(_function_call_item(stream_event.id, stream_event.name, "", "in_progress")):
                     yield chunk
             elif isinstance(stream_event, ToolCallArgumentsDelta):
                 yield self.delta(stream_event.text)
+            elif isinstance(stream_event, PythonRunning):
+                for chunk in self.python_running(stream_event.call.code or ""):
+                    yield chunk
+            elif isinstance(stream_event, PythonRan):
+                for chunk in self.python_ran(stream_event.result.text, stream_event.container_id):
+                    yield chunk
             elif isinstance(stream_event, Done):
                 reply = stream_event.reply
         for chunk in self.close():
@@ -362,5 +421,33 @@ class ResponseStream:
         on_reply(reply)
         final = self.complete(reply)
         final["output"] = self.items  # the items as streamed, ids included
+        self.final = final
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
         yield self.event(kind, response=final)
+
+    def python_running(self, code: str) -> list[str]:
+        """The open python call's code is complete and about to run."""
+        item, self.open_item = self.open_item, None
+        if item is None or item["type"] != "code_interpreter_call":
+            return []
+        self.python_item = item
+        where = {"item_id": item["id"], "output_index": self.items.index(item)}
+        item["code"], item["status"] = code, "interpreting"
+        return [
+            self.event("response.code_interpreter_call_code.done", **where, code=code),
+            self.event("response.code_interpreter_call.interpreting", **where),
+        ]
+
+    def python_ran(self, output: str, container_id: str) -> list[str]:
+        """The python call that was running has finished with `output`."""
+        item = self.python_item
+        if item is None:
+            return []
+        self.python_item = None
+        self.container_id = container_id
+        where = {"item_id": item["id"], "output_index": self.items.index(item)}
+        item.update(status="completed", container_id=container_id, outputs=[{"type": "logs", "logs": output}])
+        return [
+            self.event("response.code_interpreter_call.completed", **where),
+            self.event("response.output_item.done", output_index=where["output_index"], item=item),
+        ]

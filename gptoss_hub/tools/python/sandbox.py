@@ -26,7 +26,15 @@ from pathlib import Path
 
 from gptoss_hub.errors import SandboxUnavailableError
 
-__all__ = ["PythonLimits", "bwrap_command", "check_sandbox", "find_bwrap", "interpreter_paths", "probe_sandbox"]
+__all__ = [
+    "PythonLimits",
+    "bwrap_command",
+    "check_sandbox",
+    "find_bwrap",
+    "interpreter",
+    "interpreter_paths",
+    "probe_sandbox",
+]
 
 #: The size of the private /tmp, in bytes.
 TMP_BYTES = 256 * 1024 * 1024
@@ -61,6 +69,12 @@ class PythonLimits:
             "RLIMIT_FSIZE": self.file_bytes,
             "RLIMIT_NOFILE": self.open_files,
         }
+
+
+def interpreter() -> str:
+    """This interpreter's path as the sandbox sees it: normalized (a `..` through a folder the sandbox lacks
+    would not resolve there), symlinks kept (a virtual environment is found through its own `bin/python`)."""
+    return os.path.normpath(os.path.abspath(sys.executable))
 
 
 def find_bwrap() -> str:
@@ -150,7 +164,7 @@ def probe_sandbox() -> str:
 def check_sandbox(bwrap: str) -> None:
     """Start an empty sandbox with `bwrap`; `SandboxUnavailableError` saying why and what to do if it fails."""
     data = Path(os.environ.get("TMPDIR", "/tmp"))
-    command = [*bwrap_command(bwrap, data_dir=data, as_root=os.geteuid() == 0), sys.executable, "-c", "pass"]
+    command = [*bwrap_command(bwrap, data_dir=data, as_root=os.geteuid() == 0), interpreter(), "-c", "pass"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -17,7 +17,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from gptoss_hub.errors import InvalidRequestError
-from gptoss_hub.tools.python.sandbox import DATA_DIR, PythonLimits, bwrap_command, probe_sandbox
+from gptoss_hub.tools.python.sandbox import DATA_DIR, PythonLimits, bwrap_command, interpreter, probe_sandbox
 
 __all__ = ["DEFAULT_OUTPUT_BYTES", "DEFAULT_TIMEOUT", "PythonResult", "PythonSession"]
 
@@ -137,7 +136,7 @@ class PythonSession:
             "output_cap": self.output_bytes,
             "fds": [request_read, reply_write],  # inherited through bwrap as they are
         }
-        kernel = [sys.executable, "-I", "-c", _KERNEL.read_text(), json.dumps(config)]
+        kernel = [interpreter(), "-I", "-c", _KERNEL.read_text(), json.dumps(config)]
         if self._bwrap is not None:
             prefix = bwrap_command(self._bwrap, data_dir=self.data_dir, as_root=self._as_root, network=self.network)
             command = [*prefix, *kernel]
