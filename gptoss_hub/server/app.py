@@ -149,7 +149,10 @@ async def _health(request: Request) -> JSONResponse:
 
 
 async def _prometheus_metrics(request: Request) -> Response:
-    exposition = _served(request).metrics.exposition()
+    served = _served(request)
+    served.metrics.stored_responses.set(len(served.store))
+    served.metrics.stored_bytes.set(served.store.bytes)
+    exposition = served.metrics.exposition()
     return Response(exposition, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -40,6 +40,14 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.in_progress = Gauge("gptoss_hub_requests_in_progress", "Requests being served", registry=self.registry)
+        self.stored_responses = Gauge(
+            "gptoss_hub_stored_responses", "Responses kept for previous_response_id", registry=self.registry
+        )
+        self.stored_bytes = Gauge(
+            "gptoss_hub_stored_response_bytes",
+            "Bytes of the conversations kept for previous_response_id",
+            registry=self.registry,
+        )
 
     def record_reply(self, reply: Any) -> None:
         """Count a finished reply's tokens and its time to first token."""

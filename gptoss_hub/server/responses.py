@@ -35,6 +35,9 @@ __all__ = [
 
 #: Responses kept for `previous_response_id`; the oldest go first.
 DEFAULT_STORE_SIZE = 1024
+#: Bytes of stored conversations (their JSON) kept at most; the oldest go first, and one larger than this
+#: alone is not kept.
+DEFAULT_STORE_BYTES = 256 * 1024 * 1024
 
 
 class Reasoning(BaseModel):
@@ -63,20 +66,32 @@ class ResponsesRequest(BaseModel):
 
 
 class ResponseStore:
-    """Conversations of earlier responses, by response id, at most `size` of them, each with the python
-    container its calls ran in (if any)."""
+    """Conversations of earlier responses, by response id, each with the python container its calls ran in
+    (if any): at most `size` of them and `max_bytes` of their JSON, the oldest going first."""
 
-    def __init__(self, size: int = DEFAULT_STORE_SIZE):
-        self.size = size
-        self._conversations: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+    def __init__(self, size: int = DEFAULT_STORE_SIZE, max_bytes: int = DEFAULT_STORE_BYTES):
+        self.size, self.max_bytes = size, max_bytes
+        self._conversations: OrderedDict[str, tuple[list[dict[str, Any]], int]] = OrderedDict()
         self._containers: dict[str, str] = {}
+        #: Bytes held now (the JSON size of every stored conversation).
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._conversations)
 
     def save(self, response_id: str, messages: list[dict[str, Any]], container_id: str | None = None) -> None:
-        self._conversations[response_id] = messages
+        """Keep `messages` under `response_id`; a conversation larger than `max_bytes` alone is not kept (a
+        request continuing it gets a 404 that says to send the whole conversation)."""
+        size = len(json.dumps(messages, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if size > self.max_bytes:
+            return
+        self._conversations[response_id] = (messages, size)
+        self.bytes += size
         if container_id is not None:
             self._containers[response_id] = container_id
-        while len(self._conversations) > self.size:
-            oldest, _ = self._conversations.popitem(last=False)
+        while len(self._conversations) > self.size or self.bytes > self.max_bytes:
+            oldest, (_, freed) = self._conversations.popitem(last=False)
+            self.bytes -= freed
             self._containers.pop(oldest, None)
 
     def container(self, response_id: str | None) -> str | None:
@@ -87,13 +102,14 @@ class ResponseStore:
         if response_id not in self._conversations:
             raise APIError(
                 404,
-                f"No stored response {response_id!r}: it was made with store=false, expired from the store, "
-                "or never existed. Send the whole conversation as `input` instead.",
+                f"No stored response {response_id!r}: it was made with store=false, expired from the store (it "
+                "keeps the latest responses up to a count and a size), or never existed. Send the whole "
+                "conversation as `input` instead.",
                 "invalid_request_error",
                 "previous_response_not_found",
                 "previous_response_id",
             )
-        return list(self._conversations[response_id])
+        return list(self._conversations[response_id][0])
 
 
 def _text(content: Any, where: str) -> str:
