@@ -14,6 +14,7 @@ runtime such as llama.cpp) costs more than the hub's whole turn on a small model
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from gptoss_hub.engine import Engine, GenerationChunk, GenerationRequest, Messag
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.events import Done, StreamEvent
 from gptoss_hub.harmony import ReplyParser, render, stop_token_ids
+from gptoss_hub.prompt_limits import check_prompt_cost
 from gptoss_hub.reply import Timings, Usage
 from gptoss_hub.steering import CallSteering
 from gptoss_hub.tool_choice import ToolChoice
@@ -114,6 +116,7 @@ class TokenTurns:
                 "Use a backend that declares json_schema (vllm, llamacpp), or drop response_format."
             )
         sampling = {name: options[name] for name in _SAMPLING_FIELDS if options.get(name) is not None}
+        check_prompt_cost(messages, render_options, capabilities.max_context)
         prompt = render(messages, **render_options)
         try:
             request = GenerationRequest(
@@ -147,8 +150,9 @@ class TokenTurns:
     async def astream(
         self, messages: list[Any], options: dict[str, Any], *, deltas: bool = True
     ) -> AsyncIterator[StreamEvent]:
-        """Asynchronous twin of `stream`, generated with the engine's `agenerate`."""
-        turn = self.begin(messages, options, deltas=deltas)
+        """Asynchronous twin of `stream`, generated with the engine's `agenerate`. The prompt is rendered in a
+        worker thread: tokenizing a long prompt must not hold up the event loop (a server's other requests)."""
+        turn = await asyncio.to_thread(self.begin, messages, options, deltas=deltas)
         request: GenerationRequest | None = turn.request
         while request is not None:
             chunks = self.engine.agenerate(request)
