@@ -164,3 +164,20 @@ def test_two_turn_tool_conversation_drops_only_completed_reasoning(tiny_model, m
     first_reasoning = [m["thinking"] for m in first.transcript if m.get("thinking")]
     assert first_reasoning and not any(r in last_prompt for r in first_reasoning)  # turn one is complete
     assert calls[0]["thinking"] in last_prompt  # the turn in progress keeps its reasoning
+
+
+def test_only_the_last_positions_logits_are_computed(tiny_model):
+    """A prefill of a long prompt makes one row of logits, not one per prompt position (201,088 floats each)."""
+    from gptoss_hub.engine import GenerationRequest
+
+    engine = tiny_model._engine
+    shapes = []
+    hook = engine.model.register_forward_hook(lambda module, args, output: shapes.append(tuple(output.logits.shape)))
+    try:
+        prompt = tiny_model.prompt_ids([{"role": "user", "content": "weather " * 600}])
+        request = GenerationRequest(prompt_ids=prompt, max_tokens=3, temperature=0.0)
+        produced = [t for chunk in engine.generate(request) for t in chunk.token_ids]
+    finally:
+        hook.remove()
+    assert len(prompt) > 600 and len(produced) == 3
+    assert shapes == [(1, 1, 201088)] * 3  # the prefill and each decoding step: the last position only
