@@ -43,6 +43,10 @@ __all__ = [
 ]
 
 
+#: Temperatures below this sample greedily.
+GREEDY_TEMPERATURE = 1e-5
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What an engine can do; the conformance kit and the server read these, so declare only what works."""
@@ -71,7 +75,8 @@ class GenerationRequest(BaseModel):
     #: 0 keeps every token.
     top_k: int = Field(default=0, ge=0)
     min_p: float = Field(default=0.0, ge=0.0, le=1.0)
-    seed: int | None = None
+    #: Seeds the sampler; a 63-bit number at most (what every runtime's generator takes).
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     #: Generation ends after emitting any of these (the stop id is yielded, and counted).
     stop_token_ids: list[int] = Field(default_factory=list)
     #: Constrain the output to this JSON schema (only on engines declaring `json_schema`).
@@ -81,8 +86,9 @@ class GenerationRequest(BaseModel):
 
     @property
     def greedy(self) -> bool:
-        """Whether sampling reduces to argmax."""
-        return self.temperature == 0.0 or self.top_k == 1
+        """Whether sampling reduces to argmax: top_k 1, or a temperature below `GREEDY_TEMPERATURE` (dividing
+        logits by one that small overflows to infinity; its limit is argmax, as vLLM treats it too)."""
+        return self.temperature < GREEDY_TEMPERATURE or self.top_k == 1
 
 
 @dataclass

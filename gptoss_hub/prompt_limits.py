@@ -6,7 +6,8 @@ of the run's length: 100,000 repeated emoji took 53 seconds. So before rendering
 - a text with a run longer than `MAX_RUN_BYTES` bytes without whitespace (`InvalidRequestError`), and
 - a request whose texts are longer than the context could hold even at the tokenizer's longest token
   (`MAX_TOKEN_BYTES` bytes a token): it is too long whatever its tokens (`ContextLengthError`).
-Both checks are linear and run before any token is made.
+Both checks are linear and run before any token is made. A lone UTF-16 surrogate, which no tokenizer can
+take, is an `InvalidRequestError` too.
 """
 
 from __future__ import annotations
@@ -46,10 +47,16 @@ def check_prompt_cost(messages: Any, options: dict[str, Any], max_context: int |
     """Refuse, before tokenizing, a prompt whose tokenization would be slow or that cannot fit the context."""
     total = 0
     for text in _texts([messages, options.get("instructions"), options.get("tools")]):
-        size = len(text.encode("utf-8", "surrogatepass"))
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:  # a lone surrogate: not text the tokenizer can take
+            raise InvalidRequestError(
+                f"A text holds {text[exc.start : exc.end]!r} at character {exc.start}, half of a UTF-16 surrogate pair, "
+                "which is not a character. Send valid Unicode."
+            ) from None
         total += size
         if size > MAX_RUN_BYTES:
-            longest = max((len(run.encode("utf-8", "surrogatepass")) for run in _RUNS.findall(text)), default=0)
+            longest = max((len(run.encode("utf-8")) for run in _RUNS.findall(text)), default=0)
             if longest > MAX_RUN_BYTES:
                 raise InvalidRequestError(
                     f"A text holds a run of {longest} bytes without whitespace; at most {MAX_RUN_BYTES} are accepted "

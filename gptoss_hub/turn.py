@@ -289,13 +289,16 @@ class TokenTurn:
 
 def json_schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
     """The JSON schema inside an OpenAI `response_format`, or `None` for plain text."""
-    if response_format is None or response_format.get("type") == "text":
+    if response_format is None:
         return None
-    if response_format.get("type") == "json_object":
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
         return {"type": "object"}
-    if response_format.get("type") == "json_schema":
+    if kind == "json_schema":
         body = response_format.get("json_schema") or {}
-        schema = body.get("schema")
+        schema = body.get("schema") if isinstance(body, dict) else None
         if isinstance(schema, dict):
             return schema
     raise InvalidRequestError(

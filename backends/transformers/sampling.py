@@ -31,6 +31,7 @@ def next_token(logits: torch.Tensor, request: GenerationRequest, generator: torc
         sorted_probs, order = torch.sort(probs, descending=True)
         # Keep the smallest prefix whose mass reaches top_p (the first token is always kept).
         outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= request.top_p
+        outside[0] = False  # even where top_p is below float32's smallest number (1e-300 rounds to 0)
         sorted_probs[outside] = 0.0
         probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
     if request.min_p > 0.0:

@@ -33,6 +33,9 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Requests being served or waiting at once; more are turned away with 429 rather than queued forever.
 DEFAULT_MAX_PENDING = 256
 
+#: Deepest nesting of lists and objects a request body may have (a JSON schema in `tools` needs a few dozen).
+MAX_NESTING = 64
+
 RequestT = TypeVar("RequestT", bound=BaseModel)
 
 
@@ -124,11 +127,35 @@ async def _read_json(request: Request, max_body_bytes: int) -> Any:
             "request_too_large",
         )
     try:
-        return json.loads(body)
+        parsed = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise APIError(
             400, f"The request body is not valid JSON: {exc}.", "invalid_request_error", "invalid_json"
         ) from exc
+    except RecursionError:  # nested past the interpreter's recursion limit
+        parsed, too_deep = None, True
+    else:
+        too_deep = _nesting(parsed) > MAX_NESTING
+    if too_deep:
+        raise APIError(
+            400,
+            f"The request body is nested more than {MAX_NESTING} levels deep; no OpenAI request needs that.",
+            "invalid_request_error",
+            "invalid_json",
+        )
+    return parsed
+
+
+def _nesting(value: Any) -> int:
+    """How deeply `value` nests lists and objects, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_NESTING:
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 async def _parsed(request: Request, schema: type[RequestT]) -> RequestT:

@@ -194,6 +194,14 @@ def model_options(request: ResponsesRequest) -> dict[str, Any]:
     if request.reasoning is not None and request.reasoning.effort:
         options["reasoning_effort"] = request.reasoning.effort
     text_format = (request.text or {}).get("format")
+    if text_format is not None and not isinstance(text_format, dict):
+        raise APIError(
+            400,
+            f"text.format must be an object such as {{'type': 'json_schema', 'schema': {{...}}}}; got {text_format!r}.",
+            "invalid_request_error",
+            None,
+            "text.format",
+        )
     if text_format and text_format.get("type") == "json_schema":
         options["response_format"] = {"type": "json_schema", "json_schema": {"schema": text_format.get("schema")}}
     elif text_format and text_format.get("type") == "json_object":

@@ -1,0 +1,82 @@
+"""Requests that used to get a 500 get a 400 that names what is wrong, in OpenAI's error shape."""
+
+from __future__ import annotations
+
+import pytest
+from scripted import ScriptedEngine, scripted_model
+
+pytest.importorskip("fastapi", reason="the server extra is installed by .ci/run")
+
+from fastapi.testclient import TestClient
+
+from gptoss_hub.server import create_app
+
+ANSWER = "<|channel|>final<|message|>Ok.<|return|>"
+USER = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(scripted_model(ScriptedEngine(ANSWER)), model_name="tiny")) as opened:
+        yield opened
+
+
+def _error(response, status=400):
+    assert response.status_code == status, response.text
+    return response.json()["error"]
+
+
+def test_json_nested_ten_thousand_levels(client):
+    body = '{"model": "tiny", "messages": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    error = _error(client.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"}))
+    assert "nested more than 64 levels" in error["message"] and error["type"] == "invalid_request_error"
+    shallow = '{"model": "tiny", "messages": ' + "[" * 70 + "]" * 70 + "}"
+    assert "nested more than 64" in _error(client.post("/v1/responses", content=shallow))["message"]
+
+
+@pytest.mark.parametrize("text_format", ["json", ["json_schema"]])
+def test_responses_text_format_that_is_not_an_object(client, text_format):
+    error = _error(client.post("/v1/responses", json={"model": "tiny", "input": "hi", "text": {"format": text_format}}))
+    assert error["param"] == "text.format" and "must be an object" in error["message"]
+
+
+def test_chat_response_format_with_a_string_schema(client):
+    body = {"model": "tiny", "messages": USER, "response_format": {"type": "json_schema", "json_schema": "x"}}
+    assert "response_format must be" in _error(client.post("/v1/chat/completions", json=body))["message"]
+
+
+@pytest.mark.parametrize("seed", [2**64, 2**63, -1])
+def test_a_seed_out_of_range(client, seed):
+    error = _error(client.post("/v1/chat/completions", json={"model": "tiny", "messages": USER, "seed": seed}))
+    assert "seed" in error["message"]
+
+
+@pytest.mark.parametrize("field", ["content", "instructions"])
+def test_a_lone_surrogate(client, field):
+    body = '{"model": "tiny", "input": "hi", "instructions": "\\ud800"}'
+    if field == "content":
+        body = '{"model": "tiny", "messages": [{"role": "user", "content": "a\\ud800b"}]}'
+    route = "/v1/responses" if field == "instructions" else "/v1/chat/completions"
+    error = _error(client.post(route, content=body, headers={"content-type": "application/json"}))
+    assert "surrogate" in error["message"]
+
+
+def test_a_vanishing_temperature_samples_greedily():
+    from gptoss_hub.engine import GenerationRequest
+
+    for temperature in (1e-39, 1e-6):
+        assert GenerationRequest(prompt_ids=[1], temperature=temperature).greedy
+    assert not GenerationRequest(prompt_ids=[1], temperature=1e-4).greedy
+
+
+def test_sampling_with_extreme_values_gives_a_token():
+    torch = pytest.importorskip("torch")
+    from gptoss_hub.backends.transformers.sampling import next_token
+
+    from gptoss_hub.engine import GenerationRequest
+
+    logits = torch.tensor([3.0, 1.0, 0.5, -2.0])
+    generator = torch.Generator().manual_seed(0)
+    for settings in ({"temperature": 1e-39}, {"top_p": 1e-300}, {"temperature": 1e-4, "top_p": 1e-300}, {"min_p": 1.0}):
+        request = GenerationRequest(prompt_ids=[1], seed=0, **settings)
+        assert next_token(logits, request, generator) == 0, settings
