@@ -292,3 +292,11 @@ def test_the_benchmark_reports_each_figure():
     results = benchmark.main(["--rounds", "2"])
     assert set(results) == {"warm call", "plain subprocess", "cold session start"}
     assert all(value > 0 for value in results.values())
+
+
+def test_an_interpreter_under_tmp_is_bound_inside_the_private_tmp(monkeypatch):
+    monkeypatch.setattr(sandbox_module, "interpreter_paths", lambda: ["/tmp/somewhere/.venv"])
+    monkeypatch.setattr(sandbox_module.os.path, "exists", lambda path: True)
+    command = sandbox_module.bwrap_command("bwrap", data_dir=Path("/data"), as_root=False)
+    tmpfs, bound = command.index("/tmp"), command.index("/tmp/somewhere/.venv")
+    assert command[tmpfs - 1] == "--tmpfs" and command[bound - 1] == "--ro-bind" and tmpfs < bound

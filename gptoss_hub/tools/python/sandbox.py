@@ -116,7 +116,7 @@ def _binds(paths: list[str]) -> list[str]:
         for parent in reversed(Path(path).parents):
             folder = str(parent)
             bound_above = any(folder == p or folder.startswith(p + os.sep) for p in present)
-            if folder != "/" and folder not in made and not bound_above:
+            if folder not in ("/", "/tmp") and folder not in made and not bound_above:
                 arguments += ["--perms", "0755", "--dir", folder]
                 made.add(folder)
     for path in present:
@@ -141,9 +141,11 @@ def bwrap_command(
         command += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         command += ["--unshare-user", "--cap-drop", "ALL"]
+    # The private /tmp first: an interpreter that lives under /tmp (a virtual environment made there) is then
+    # bound inside it rather than hidden by it.
+    command += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     command += _binds([*SYSTEM_PATHS, *interpreter_paths()])
     command += ["--proc", "/proc", "--dev", "/dev"]
-    command += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     command += ["--perms", "0755", "--dir", "/mnt", "--bind", str(data_dir), DATA_DIR]
     command += ["--remount-ro", "/"]  # the kernel changes to /mnt/data itself, once it is its user
     command += ["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", DATA_DIR]
@@ -170,9 +172,15 @@ def check_sandbox(bwrap: str) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SandboxUnavailableError(f"The python sandbox could not start: {exc}.") from exc
     if done.returncode != 0:
+        why = done.stderr.strip() or f"bwrap exited {done.returncode}"
+        advice = ""
+        if any(sign in why for sign in ("namespace", "Operation not permitted", "uid map", "Permission denied")):
+            advice = (
+                " It needs Linux namespaces: allow unprivileged user namespaces (sysctl "
+                "kernel.unprivileged_userns_clone=1; on Ubuntu, kernel.apparmor_restrict_unprivileged_userns=0), or "
+                "run where they are allowed."
+            )
         raise SandboxUnavailableError(
-            f"The python sandbox could not be created here: {done.stderr.strip() or f'bwrap exited {done.returncode}'}. "
-            "It needs Linux namespaces: allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; "
-            "on Ubuntu, kernel.apparmor_restrict_unprivileged_userns=0), or run where they are allowed. "
-            "sandbox='none' runs the model's code without any isolation; use it only where that is acceptable."
+            f"The python sandbox could not be created here: {why}.{advice} sandbox='none' runs the model's code "
+            "without any isolation; use it only where that is acceptable."
         )
