@@ -80,3 +80,65 @@ def test_sampling_with_extreme_values_gives_a_token():
     for settings in ({"temperature": 1e-39}, {"top_p": 1e-300}, {"temperature": 1e-4, "top_p": 1e-300}, {"min_p": 1.0}):
         request = GenerationRequest(prompt_ids=[1], seed=0, **settings)
         assert next_token(logits, request, generator) == 0, settings
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/responses"])
+@pytest.mark.parametrize("stream", ["yes", 1, "true"])
+def test_stream_must_be_a_boolean(client, route, stream):
+    body = {"model": "tiny", "stream": stream, **({"messages": USER} if "chat" in route else {"input": "hi"})}
+    error = _error(client.post(route, json=body))
+    assert error["param"] == "stream"
+
+
+@pytest.mark.parametrize(("field", "value"), [("n", 2), ("stop", ["\n"])])
+def test_responses_refuse_n_and_stop_as_chat_does(client, field, value):
+    error = _error(client.post("/v1/responses", json={"model": "tiny", "input": "hi", field: value}))
+    assert error["param"] == field
+
+
+def test_unknown_routes_and_methods_answer_in_openais_error_shape(client):
+    error = _error(client.get("/v1/nothing"), status=404)
+    assert error["code"] == "not_found" and "/v1/chat/completions" in error["message"]
+    assert _error(client.get("/v1/chat/completions"), status=405)["code"] == "method_not_allowed"
+
+
+def test_the_model_answers_to_the_name_it_was_loaded_by():
+    model = scripted_model(ScriptedEngine(ANSWER))  # loaded as "tiny", whose model is tiny-harmony
+    with TestClient(create_app(model, model_name="served-as")) as opened:
+        for name in ("served-as", "tiny", "tiny-harmony"):
+            assert opened.post("/v1/chat/completions", json={"model": name, "messages": USER}).status_code == 200
+        assert opened.post("/v1/chat/completions", json={"model": "other", "messages": USER}).status_code == 404
+
+
+def test_health_and_metrics_are_not_requests_in_progress():
+    with TestClient(create_app(scripted_model(ScriptedEngine(ANSWER)), model_name="tiny", max_pending=0)) as opened:
+        assert opened.get("/health").status_code == 200  # a full server still answers its health check
+        exposition = opened.get("/metrics").text
+        assert "gptoss_hub_requests_in_progress 0.0" in exposition  # the scrape does not count itself
+        assert opened.post("/v1/chat/completions", json={"model": "tiny", "messages": USER}).status_code == 429
+
+
+def test_the_api_key_needs_exactly_one_matching_header():
+    with TestClient(create_app(scripted_model(ScriptedEngine(ANSWER)), model_name="tiny", api_key="k")) as opened:
+        body = {"model": "tiny", "messages": USER}
+        assert opened.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer k"}).status_code == 200
+        twice = [("authorization", "Bearer wrong"), ("authorization", "Bearer k")]
+        assert opened.post("/v1/chat/completions", json=body, headers=twice).status_code == 401
+        assert opened.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer kk"}).status_code == 401
+
+
+def test_the_api_key_can_come_from_a_file(tmp_path):
+    import argparse
+
+    from gptoss_hub.cli.serve import api_key
+    from gptoss_hub.errors import InvalidRequestError
+
+    key_file = tmp_path / "key"
+    key_file.write_text("s3cret\n")
+    assert api_key(argparse.Namespace(api_key="ignored", api_key_file=str(key_file))) == "s3cret"
+    assert api_key(argparse.Namespace(api_key="given", api_key_file=None)) == "given"
+    key_file.write_text("\n")
+    with pytest.raises(InvalidRequestError, match="is empty"):
+        api_key(argparse.Namespace(api_key=None, api_key_file=str(key_file)))
+    with pytest.raises(InvalidRequestError, match="No such file"):
+        api_key(argparse.Namespace(api_key=None, api_key_file=str(tmp_path / "missing")))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-__all__ = ["add_serve_parser", "backend_options", "run_serve"]
+__all__ = ["add_serve_parser", "api_key", "backend_options", "run_serve"]
 
 
 def add_serve_parser(subparsers: Any) -> None:
@@ -20,8 +21,11 @@ def add_serve_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
-        "--api-key", default=os.environ.get("GPTOSS_HUB_API_KEY"), help="require this bearer key ($GPTOSS_HUB_API_KEY)"
+        "--api-key",
+        default=os.environ.get("GPTOSS_HUB_API_KEY"),
+        help="require this bearer key ($GPTOSS_HUB_API_KEY; a key given here shows in `ps`: prefer --api-key-file)",
     )
+    parser.add_argument("--api-key-file", default=None, help="require the bearer key this file holds (first line)")
     parser.add_argument("--served-model-name", default=None, help="the name clients use (default: the model's)")
     parser.add_argument(
         "--option",
@@ -52,6 +56,23 @@ def backend_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def api_key(args: argparse.Namespace) -> str | None:
+    """The key from `--api-key-file`, else `--api-key` or `$GPTOSS_HUB_API_KEY`; an empty or unreadable file
+    is an error, never an open server."""
+    from gptoss_hub.errors import InvalidRequestError
+
+    if args.api_key_file is None:
+        return args.api_key or None
+    try:
+        lines = Path(args.api_key_file).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidRequestError(f"--api-key-file {args.api_key_file}: {exc.strerror}.") from exc
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise InvalidRequestError(f"--api-key-file {args.api_key_file} is empty: write the key on its first line.")
+    return key
+
+
 def run_serve(args: argparse.Namespace, console: Console) -> int:
     """Load the model (planning for serving), then serve it with uvicorn until interrupted."""
     import uvicorn
@@ -65,7 +86,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     # engine) would outlive the server; this one exits through `finally` instead.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        app = create_app(model, model_name=args.served_model_name, api_key=args.api_key)
+        app = create_app(model, model_name=args.served_model_name, api_key=api_key(args))
         where = f"http://{args.host}:{args.port}/v1"
         console.print(f"serving {model.info.model} on {model.info.backend} at {where}", markup=False)
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")

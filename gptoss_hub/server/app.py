@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gptoss_hub.model import Model
 from gptoss_hub.reply import Reply
@@ -52,7 +54,8 @@ class _Served:
     def __init__(self, model: Model, served_name: str, max_body_bytes: int):
         self.model = model
         self.served_name = served_name
-        self.accepted_names = {served_name, model.info.model, model.spec.name}
+        # The name it is served as, the model's own, and the name it was loaded by (`--model tiny`).
+        self.accepted_names = {served_name, model.info.model, model.spec.name, model.spec.source}
         self.max_body_bytes = max_body_bytes
         self.metrics = ServerMetrics()
         self.store = responses_api.ResponseStore()
@@ -95,6 +98,7 @@ def create_app(
     app = FastAPI(title="gptoss-hub", description="OpenAI-compatible API over gpt-oss", lifespan=lifespan)
     app.state.served = served
     app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(
         _Guard, api_key=api_key, max_body_bytes=max_body_bytes, max_pending=max_pending, metrics=served.metrics
     )
@@ -115,6 +119,17 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)  # registered for APIError only
     _served(request).metrics.errors.labels(exc.code or exc.type).inc()
     return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (an unknown route, a wrong method) in OpenAI's error shape."""
+    assert isinstance(exc, StarletteHTTPException)  # registered for it only
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = f"{request.method} {request.url.path}: {exc.detail}."
+    if exc.status_code == 404:
+        message += " The routes are /v1/chat/completions, /v1/responses, /v1/models, /health and /metrics."
+    _served(request).metrics.errors.labels(code).inc()
+    return JSONResponse(error_body(message, "invalid_request_error", code), status_code=exc.status_code)
 
 
 async def _read_json(request: Request, max_body_bytes: int) -> Any:
@@ -325,11 +340,17 @@ class _Guard:
         self.metrics = metrics
         self.pending = 0
 
-    def _refusal(self, headers: dict[bytes, bytes]) -> tuple[int, dict[str, Any], dict[str, str]] | None:
-        if (
-            self.api_key is not None
-            and headers.get(b"authorization", b"").decode("latin-1") != f"Bearer {self.api_key}"
-        ):
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        if self.api_key is None:
+            return True
+        given = [value for name, value in headers if name == b"authorization"]
+        # Exactly one Authorization header, compared in constant time (no timing tells how much matched).
+        expected = f"Bearer {self.api_key}".encode()
+        return len(given) == 1 and hmac.compare_digest(given[0], expected)
+
+    def _refusal(self, raw_headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        headers = dict(raw_headers)
+        if not self._authorized(raw_headers):
             body = error_body(
                 "Invalid or missing API key (Authorization: Bearer ...).", "authentication_error", "invalid_api_key"
             )
@@ -350,7 +371,7 @@ class _Guard:
         path = scope["path"]
         route = path if path in _ROUTES else "other"
         started = time.perf_counter()
-        refusal = self._refusal(dict(scope["headers"])) if path.startswith("/v1/") else None
+        refusal = self._refusal(list(scope["headers"])) if path.startswith("/v1/") else None
         if refusal is not None:
             status, body, headers = refusal
             self.metrics.errors.labels(body["error"]["code"]).inc()
@@ -365,12 +386,17 @@ class _Guard:
                 status = message["status"]
             await send(message)
 
-        self.pending += 1
-        self.metrics.in_progress.inc()
+        # Only model requests count as in progress (and toward the limit): a health check or a metrics scrape
+        # must get through a busy server, and must not count itself.
+        counted = path.startswith("/v1/")
+        if counted:
+            self.pending += 1
+            self.metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            self.pending -= 1
-            self.metrics.in_progress.dec()
+            if counted:
+                self.pending -= 1
+                self.metrics.in_progress.dec()
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from gptoss_hub.builtin_tools import PYTHON
 from gptoss_hub.events import (
@@ -24,8 +24,7 @@ from gptoss_hub.events import (
     ToolCallStarted,
 )
 from gptoss_hub.reply import Reply
-from gptoss_hub.server.errors import APIError
-from gptoss_hub.server.options import checked_tool_choice
+from gptoss_hub.server.options import checked_tool_choice, refuse_several_outputs_and_stops
 from gptoss_hub.server.python_calls import PythonRan, ServerEvent
 
 __all__ = [
@@ -62,22 +61,14 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = None
     n: int = 1
     stop: str | list[str] | None = None
-    stream: bool = False
+    #: Strictly a boolean, as OpenAI's API has it: "yes" or 1 is a 400, not true.
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
 
 
 def model_options(request: ChatCompletionRequest) -> dict[str, Any]:
     """The `Model.chat` keyword arguments a request stands for; unsupported fields are a 400 saying why."""
-    if request.n != 1:
-        raise APIError(400, "Only n=1 is supported; send several requests instead.", "invalid_request_error", None, "n")
-    if request.stop:
-        raise APIError(
-            400,
-            "`stop` sequences are not supported: gpt-oss replies end at harmony's own stop tokens.",
-            "invalid_request_error",
-            None,
-            "stop",
-        )
+    refuse_several_outputs_and_stops(request.n, request.stop)
     # `{"type": "code_interpreter"}` offers the python tool, which this server runs (an extension).
     functions = [tool for tool in request.tools or () if tool.get("type") != "code_interpreter"]
     builtin = len(functions) != len(request.tools or ())

@@ -9,7 +9,7 @@ from gptoss_hub.server.errors import APIError
 from gptoss_hub.tool_choice import ToolChoice
 from gptoss_hub.tools import normalize_tools
 
-__all__ = ["checked_tool_choice"]
+__all__ = ["checked_tool_choice", "refuse_several_outputs_and_stops"]
 
 
 def checked_tool_choice(value: Any, tools: list[Any] | None) -> Any:
@@ -23,3 +23,17 @@ def checked_tool_choice(value: Any, tools: list[Any] | None) -> Any:
     except InvalidRequestError as exc:
         raise APIError(400, str(exc), "invalid_request_error", None, "tool_choice") from exc
     return value
+
+
+def refuse_several_outputs_and_stops(n: int | None, stop: str | list[str] | None) -> None:
+    """A 400 naming the field for `n` other than 1 and for `stop` sequences, which neither API serves."""
+    if n not in (None, 1):
+        raise APIError(400, "Only n=1 is supported; send several requests instead.", "invalid_request_error", None, "n")
+    if stop:
+        raise APIError(
+            400,
+            "`stop` sequences are not supported: gpt-oss replies end at harmony's own stop tokens.",
+            "invalid_request_error",
+            None,
+            "stop",
+        )

@@ -15,13 +15,13 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from gptoss_hub.builtin_tools import PYTHON
 from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta, ToolCallStarted
 from gptoss_hub.reply import Reply
 from gptoss_hub.server.errors import APIError
-from gptoss_hub.server.options import checked_tool_choice
+from gptoss_hub.server.options import checked_tool_choice, refuse_several_outputs_and_stops
 from gptoss_hub.server.python_calls import PythonRan, PythonRunning, ServerEvent
 
 __all__ = [
@@ -60,8 +60,11 @@ class ResponsesRequest(BaseModel):
     top_p: float | None = None
     max_output_tokens: int | None = None
     seed: int | None = None
-    stream: bool = False
-    store: bool = True
+    stream: StrictBool = False
+    store: StrictBool = True
+    #: Not in the Responses API; read only to refuse them, as Chat Completions does, rather than ignore them.
+    n: int | None = None
+    stop: str | list[str] | None = None
     previous_response_id: str | None = None
 
 
@@ -169,6 +172,7 @@ def input_messages(request: ResponsesRequest) -> list[dict[str, Any]]:
 
 def model_options(request: ResponsesRequest) -> dict[str, Any]:
     """The `Model.chat` keyword arguments a Responses request stands for."""
+    refuse_several_outputs_and_stops(request.n, request.stop)
     tools = None
     builtin = False
     if request.tools:
