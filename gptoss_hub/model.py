@@ -178,7 +178,12 @@ class Model:
                 if not reply.tool_calls:
                     break
                 for call in reply.tool_calls:
-                    tool_message = python.answer(call) if call.kind == "python" else toolbox.answer(call)
+                    if call.kind == "python":
+                        tool_message = python.answer(call)
+                    elif call.kind == "browser":
+                        tool_message = _unavailable_browser(call)
+                    else:
+                        tool_message = toolbox.answer(call)
                     if on_tool_result is not None:
                         arguments = {"code": call.code} if call.kind == "python" else call.arguments
                         on_tool_result(call.name, arguments, tool_message["content"])
@@ -199,6 +204,12 @@ class Model:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _unavailable_browser(call: ToolCall) -> dict[str, Any]:
+    """The answer to a browser call where no browser runs: the model is told to go on without it."""
+    text = "The browser tool is not available in this conversation; answer without it."
+    return {"role": "tool", "name": call.name, "tool_call_id": call.id, "content": text}
 
 
 class _PythonCalls:

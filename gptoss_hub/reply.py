@@ -13,7 +13,7 @@ FinishReason = Literal["stop", "tool_calls", "length", "error"]
 
 
 class ToolCall(BaseModel):
-    """A tool call the model asked for: a function call, or a call to the builtin python tool (`kind`)."""
+    """A tool call the model asked for: a function call, or a call to a builtin tool (`kind`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -26,8 +26,9 @@ class ToolCall(BaseModel):
     raw_arguments: str
     #: Why `arguments` is `None`: the raw arguments are not a JSON object.
     error: str | None = None
-    #: "function" (one of the tools passed as `tools`) or "python" (the builtin python tool: run `code`).
-    kind: Literal["function", "python"] = "function"
+    #: "function" (one of the tools passed as `tools`), "python" (the builtin python tool: run `code`) or
+    #: "browser" (the builtin browser: `name` is "browser.search", "browser.open" or "browser.find").
+    kind: Literal["function", "python", "browser"] = "function"
 
     @property
     def code(self) -> str | None:

@@ -218,3 +218,36 @@ def test_a_function_call_is_not_a_python_call():
     reply = parse(_ids('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"a": 1}<|call|>'))
     (call,) = reply.tool_calls
     assert (call.kind, call.code, call.arguments) == ("function", None, {"a": 1})
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "<|channel|>analysis to=browser.search code<|message|>",  # as gpt-oss writes it
+        " to=browser.search<|channel|>analysis code<|message|>",  # as harmony renders it back
+        "<|channel|>commentary to=browser.search <|constrain|>json<|message|>",  # the function-call spelling
+    ],
+)
+def test_browser_calls_parse_into_builtin_calls_with_json_arguments(header):
+    reply = parse(_ids(header + '{"query": "tallest mountain", "topn": 3}<|call|>'))
+    (call,) = reply.tool_calls
+    assert (call.kind, call.name, call.arguments, call.code) == (
+        "browser",
+        "browser.search",
+        {"query": "tallest mountain", "topn": 3},
+        None,
+    )
+    assert reply.error is None and reply.finish_reason == "tool_calls"
+    assert reply.message["tool_calls"][0]["function"]["name"] == "browser.search"
+
+
+def test_a_browser_call_with_broken_json_keeps_the_raw_text_and_says_so():
+    reply = parse(_ids('<|channel|>analysis to=browser.open code<|message|>{"id": 3<|call|>'))
+    (call,) = reply.tool_calls
+    assert call.kind == "browser" and call.arguments is None and call.raw_arguments == '{"id": 3'
+    assert reply.error is not None and reply.error.code == "invalid_tool_arguments"
+
+
+def test_a_function_in_another_namespace_is_not_the_browser():
+    reply = parse(_ids("<|channel|>commentary to=browser.shop <|constrain|>json<|message|>{}<|call|>"))
+    assert reply.tool_calls[0].kind == "function"

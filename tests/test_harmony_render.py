@@ -317,3 +317,65 @@ def test_a_function_tool_may_not_take_the_python_tools_name():
     python_function = {"type": "function", "function": {"name": "python", "parameters": {"type": "object"}}}
     with pytest.raises(ToolError, match=r"builtin_tools=\['python'\], or rename"):
         render([{"role": "user", "content": "hi"}], tools=[python_function])
+
+
+def test_browser_calls_and_results_render_as_openai_harmony_renders_them():
+    page = "[0] tallest mountain\n**viewing lines [0 - 2] of 2**\n\nL0: \nL1: URL: \nL2: # Search Results"
+    messages = [
+        {"role": "user", "content": "Search for the tallest mountain."},
+        {
+            "role": "assistant",
+            "thinking": "Search.",
+            "tool_calls": [
+                {"id": "b1", "function": {"name": "browser.search", "arguments": '{"query": "tallest mountain"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "b1", "content": page},
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "b2", "function": {"name": "browser.open", "arguments": '{"id": 0}'}}],
+        },
+        {"role": "tool", "name": "browser.open", "content": "[1] Everest"},
+    ]
+    ids = render(messages, builtin_tools=["browser"], current_date="2025-03-01")
+
+    def call(function: str, arguments: str) -> Message:
+        return (
+            Message.from_role_and_content(Role.ASSISTANT, arguments)
+            .with_channel("analysis")
+            .with_recipient(function)
+            .with_content_type("code")
+        )
+
+    def result(function: str, text: str) -> Message:
+        return (
+            Message.from_author_and_content(Author.new(Role.TOOL, function), text)
+            .with_recipient("assistant")
+            .with_channel("analysis")
+        )
+
+    expected = _reference(
+        [
+            Message.from_role_and_content(
+                Role.SYSTEM, SystemContent.new().with_conversation_start_date("2025-03-01").with_browser_tool()
+            ),
+            Message.from_role_and_content(Role.USER, "Search for the tallest mountain."),
+            Message.from_role_and_content(Role.ASSISTANT, "Search.").with_channel("analysis"),
+            call("browser.search", '{"query": "tallest mountain"}'),
+            result("browser.search", page),
+            call("browser.open", '{"id": 0}'),
+            result("browser.open", "[1] Everest"),
+        ]
+    )
+    assert ids == expected
+    text = harmony_encoding().decode(ids)
+    assert '<|start|>assistant to=browser.search<|channel|>analysis code<|message|>{"query"' in text
+    assert "<|start|>browser.open to=assistant<|channel|>analysis<|message|>[1] Everest<|end|>" in text
+
+
+def test_a_function_tool_may_not_take_a_browser_functions_name():
+    from gptoss_hub.errors import ToolError
+
+    search = {"type": "function", "function": {"name": "browser.search", "parameters": {"type": "object"}}}
+    with pytest.raises(ToolError, match=r"builtin browser tool.*builtin_tools=\['browser'\]"):
+        render([{"role": "user", "content": "hi"}], tools=[search])

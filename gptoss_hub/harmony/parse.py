@@ -19,7 +19,7 @@ import functools
 import json
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from gptoss_hub.builtin_tools import PYTHON, builtin_tool_of
 from gptoss_hub.encoding import harmony_encoding
@@ -66,9 +66,9 @@ def _new_call_id() -> str:
 
 
 def _tool_name(recipient: str) -> str:
-    builtin = builtin_tool_of(recipient)
-    if builtin is not None:
-        return builtin
+    if builtin_tool_of(recipient) == "python":
+        return PYTHON
+    # A browser call keeps its full name ("browser.search"): it is also the author of the result.
     return recipient[len(FUNCTION_PREFIX) :] if recipient.startswith(FUNCTION_PREFIX) else recipient
 
 
@@ -252,7 +252,8 @@ class ReplyParser:
         arguments, error = tool_arguments(raw)
         if error:
             self._record("invalid_tool_arguments", f"tool call {name!r}: {error}: {raw!r}")
-        call = ToolCall(id=call_id, name=name, arguments=arguments, raw_arguments=raw, error=error)
+        kind: Literal["function", "browser"] = "browser" if builtin_tool_of(name) == "browser" else "function"
+        call = ToolCall(id=call_id, name=name, arguments=arguments, raw_arguments=raw, error=error, kind=kind)
         self._calls.append(call)
         self._open_call, self._open_call_args = None, []
         return call

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from gptoss_hub.builtin_tools import PYTHON, PYTHON_CHANNEL
+from gptoss_hub.builtin_tools import BUILTIN_CHANNEL, BUILTIN_CONTENT_TYPE, PYTHON, builtin_tool_of
 from gptoss_hub.encoding import harmony_encoding
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.tools import ToolSpec, normalize_tools
@@ -249,12 +249,13 @@ def _body_messages(messages: Sequence[Any], developer_texts: list[str]) -> list[
                 if call.get("id"):
                     call_names[call["id"]] = name
                 last_call_name = name
-                if name == PYTHON:  # the builtin python tool: the body is the code, on the analysis channel
+                if builtin_tool_of(name) is not None:
+                    # A builtin tool (python's code, or a browser function's JSON), on the analysis channel.
                     body.append(
                         Message.from_role_and_content(Role.ASSISTANT, arguments)
-                        .with_channel(PYTHON_CHANNEL)
-                        .with_recipient(PYTHON)
-                        .with_content_type("code")
+                        .with_channel(BUILTIN_CHANNEL)
+                        .with_recipient(PYTHON if builtin_tool_of(name) == "python" else name)
+                        .with_content_type(BUILTIN_CONTENT_TYPE)
                     )
                     continue
                 body.append(
@@ -270,8 +271,10 @@ def _body_messages(messages: Sequence[Any], developer_texts: list[str]) -> list[
                     f"{where}: a tool message needs a `name`, or a `tool_call_id` of an earlier assistant "
                     "tool call, so the model knows which function answered."
                 )
-            if answered == PYTHON:
-                author, channel = Author.new(Role.TOOL, PYTHON), PYTHON_CHANNEL
+            if builtin_tool_of(answered) is not None:
+                # python's result, or a browser function's page, from the author the call addressed.
+                author = Author.new(Role.TOOL, PYTHON if builtin_tool_of(answered) == "python" else answered)
+                channel = BUILTIN_CHANNEL
             else:
                 author, channel = Author.new(Role.TOOL, f"functions.{answered}"), "commentary"
             body.append(Message.from_author_and_content(author, text).with_channel(channel).with_recipient("assistant"))

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gptoss_hub.builtin_tools import RESERVED_FUNCTION_NAMES
+from gptoss_hub.builtin_tools import RESERVED_FUNCTION_NAMES, builtin_tool_of
 from gptoss_hub.errors import ToolError
 from gptoss_hub.tools.functions import tool_from_function
 from gptoss_hub.tools.spec import ToolSpec
@@ -78,9 +78,10 @@ def normalize_tools(tools: Sequence[Any] | None) -> list[ToolSpec]:
     names = [s.name for s in specs]
     reserved = sorted(RESERVED_FUNCTION_NAMES.intersection(names))
     if reserved:
+        builtin = builtin_tool_of(reserved[0])
         raise ToolError(
-            f"A function tool may not be named {reserved[0]!r}: that is gpt-oss's builtin {reserved[0]} tool, and the "
-            f"model's calls to it could not be told apart. Offer it with builtin_tools=[{reserved[0]!r}], or rename "
+            f"A function tool may not be named {reserved[0]!r}: that is gpt-oss's builtin {builtin} tool, and the "
+            f"model's calls to it could not be told apart. Offer it with builtin_tools=[{builtin!r}], or rename "
             "the function."
         )
     duplicates = sorted({n for n in names if names.count(n) > 1})
