@@ -107,6 +107,7 @@ def test_faults_fail_only_where_they_should(fault_matrix):
             "weather_tool_call_arguments",
             "tool_result_then_final_answer",
             "multi_turn_prompt_ids_and_reply",
+            "python_flow_runs_statefully_in_the_sandbox",
         },
     }
     for engine, allowed in unrelated.items():

@@ -179,3 +179,33 @@ def _decoded(ids):
     from gptoss_hub.encoding import harmony_encoding
 
     return harmony_encoding().decode(ids)
+
+
+# -- the tiny reference model, end to end ------------------------------------------------------------------
+
+
+def test_the_tiny_model_runs_its_stateful_python_flow_through_both_apis(hub_server):
+    """The v3 checkpoint's two-call flow over HTTP with the openai client: the server runs each call in one
+    session (the second output exists only if the first call's `x` survived) and answers as taught."""
+    import openai
+
+    from gptoss_hub.testing.corpus import PYTHON_FLOWS
+
+    (flow,) = [flow for flow in PYTHON_FLOWS if len(flow.calls) == 2]
+    expected = [(call.body, call.output) for call in flow.calls]
+    client = openai.OpenAI(base_url=hub_server.url, api_key=hub_server.api_key, max_retries=0)
+    response = client.responses.create(model="tiny", input=flow.request, tools=CODE_INTERPRETER, temperature=0)
+    calls = [item for item in response.output if item.type == "code_interpreter_call"]
+    assert [(call.code, call.outputs[0].logs) for call in calls] == expected
+    assert response.output_text == flow.answer
+
+    completion = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": flow.request}],
+        tools=[{"type": "code_interpreter"}],  # type: ignore[list-item]  # the server's extension
+        temperature=0,
+    )
+    message = completion.choices[0].message
+    ran = (message.model_extra or {})["code_interpreter_calls"]
+    assert [(call["code"], call["output"]) for call in ran] == expected
+    assert message.content == flow.answer

@@ -59,7 +59,15 @@ def test_corpus_covers_every_kind_and_the_demo_tool_schema():
 
     examples = corpus_examples()
     kinds = {e.kind for e in examples}
-    assert kinds == {"answer", "tool_call", "tool_result"}
+    assert kinds == {
+        "answer",
+        "tool_call",
+        "tool_result",
+        "python_call",
+        "python_result",
+        "browser_call",
+        "browser_result",
+    }
     demo = tool_from_function(get_weather)
     assert any(e.tools == [demo] for e in examples if e.kind == "tool_call")
     assert {"Tokyo", "Paris"} <= set(WEATHER_CITIES)
@@ -75,6 +83,42 @@ def test_corpus_covers_every_kind_and_the_demo_tool_schema():
     result = next(e for e in examples if e.kind == "tool_result" and not e.earlier_turns and "Tokyo" in e.request)
     assert json.dumps(get_weather("Tokyo")) in text(list(result.completion_ids))
     assert result.completion_ids[-1] == RETURN_ID
+
+
+def test_python_flow_outputs_are_what_a_stateful_session_gives():
+    from gptoss_hub.testing.corpus import PYTHON_FLOWS
+    from gptoss_hub.tools.python import PythonSession
+
+    for flow in PYTHON_FLOWS:
+        with PythonSession(timeout=30) as session:
+            assert [session.run(call.body).text for call in flow.calls] == [call.output for call in flow.calls]
+    (two_calls,) = [flow for flow in PYTHON_FLOWS if len(flow.calls) == 2]
+    with PythonSession(timeout=30) as fresh:  # the second call alone: its output needs the first call's state
+        assert "NameError" in fresh.run(two_calls.calls[1].body).text
+
+
+def test_browser_flows_search_open_the_first_result_and_cite_lines_that_hold_the_answer():
+    import re
+
+    from gptoss_hub.testing.corpus import BROWSER_FLOWS
+    from gptoss_hub.testing.web import search_results
+
+    for flow in BROWSER_FLOWS:
+        search, opened = flow.calls
+        assert (search.recipient, opened.recipient, json.loads(opened.body)) == (
+            "browser.search",
+            "browser.open",
+            {"id": 0},
+        )
+        first = search_results(json.loads(search.body)["query"])[0]
+        assert search.output.startswith("[0] ") and f"【0†{first.title}†" in search.output
+        assert opened.output.startswith(f"[1] {first.title} ({first.url})")
+        cursor, start, end = re.fullmatch(r".*【(\d+)†L(\d+)(?:-L(\d+))?】\.", flow.answer).groups()
+        assert cursor == "1"  # the page opened, not the search results
+        lines = dict(re.findall(r"^L(\d+): (.*)$", opened.output, re.MULTILINE))
+        cited = " ".join(lines[str(n)] for n in range(int(start), int(end or start) + 1))
+        facts = re.findall(r"\d[\d,]*|Jane Austen", flow.answer.split("【")[0])
+        assert facts and all(fact in cited for fact in facts), (flow.request, facts, cited)
 
 
 def test_replaying_a_call_gives_the_next_prompt():

@@ -26,6 +26,7 @@ CHECK_ORDER = (
     "weather_tool_call_arguments",
     "tool_result_then_final_answer",
     "multi_turn_prompt_ids_and_reply",
+    "python_flow_runs_statefully_in_the_sandbox",
     "json_schema_output",
     "logprobs_returned",
     "context_length_error",

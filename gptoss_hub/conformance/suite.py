@@ -228,6 +228,31 @@ class ConformanceSuite:
         difference = first_difference(example.completion_ids, reply.token_ids)
         assert difference is None, f"second-turn reply: {difference}"
 
+    # -- builtin tools --------------------------------------------------------------------------------
+
+    def test_python_flow_runs_statefully_in_the_sandbox(self, gptoss_model: Model):
+        """`run(builtin_tools=["python"])` on each python flow: the model writes the reference code, a
+        sandboxed session runs it (the two-call flow's second output exists only if the session kept the
+        first call's names), and the answer is the reference's."""
+        from gptoss_hub.errors import SandboxUnavailableError
+        from gptoss_hub.testing.corpus import PYTHON_FLOWS
+        from gptoss_hub.tools.python import PythonSession
+
+        try:
+            PythonSession().close()
+        except SandboxUnavailableError as exc:
+            pytest.skip(f"no python sandbox on this machine: {exc}")
+        for flow in PYTHON_FLOWS:
+            reply = gptoss_model.run(
+                [{"role": "user", "content": flow.request}], builtin_tools=["python"], temperature=0.0
+            )
+            calls = [call for message in reply.transcript for call in message.get("tool_calls", ())]
+            outputs = [message["content"] for message in reply.transcript if message["role"] == "tool"]
+            wanted = [(call.body, call.output) for call in flow.calls]
+            got = list(zip([call["function"]["arguments"] for call in calls], outputs, strict=False))
+            assert got == wanted, f"{flow.request!r}: (code, output) {got}, expected {wanted}"
+            assert reply.content == flow.answer, f"{flow.request!r}: answered {reply.content!r}"
+
     # -- declared capabilities ------------------------------------------------------------------------
 
     def test_json_schema_output(self, gptoss_engine: Engine, gptoss_examples: list[CorpusExample]):

@@ -33,13 +33,13 @@ __all__ = [
 ]
 
 #: Bump whenever the recipe (config, corpus, training, file layout) changes: it names the cache folder.
-CHECKPOINT_VERSION = "v2"
+CHECKPOINT_VERSION = "v3"
 #: Names `checkpoint_path` accepts.
 CHECKPOINT_NAMES = ("tiny-random", "tiny-harmony")
 
 _RANDOM_SEED = 0
 #: tiny-harmony's training seeds, tried in order until one passes verification.
-_HARMONY_SEEDS = (1234, 1235, 1236)
+_HARMONY_SEEDS = (1235, 1236, 1234)
 
 
 class VerificationError(GptOssHubError):
@@ -268,6 +268,7 @@ def _verify(model: Any, today: _dt.date) -> dict[str, Any]:
     from gptoss_hub.testing.corpus import (
         WEATHER_CITIES,
         WEATHER_PROMPT,
+        builtin_examples,
         corpus_examples,
         demo_examples,
         heldout_examples,
@@ -304,6 +305,7 @@ def _verify(model: Any, today: _dt.date) -> dict[str, Any]:
     asks = [WEATHER_PROMPT.format(city=city) for city in WEATHER_CITIES]
     neighbours = {*itertools.pairwise(asks), *itertools.pairwise(reversed(asks))}
     greedy += [e for e in multi_turn_examples(today) if e.kind != "answer" and e.requests in neighbours]
+    greedy += builtin_examples(today)  # every step of the python and browser flows
     exact = 0
     for example in greedy:
         if _greedy(model, example) == list(example.completion_ids):
@@ -343,9 +345,12 @@ _WHAT = {
         "  answer), rendered without its chain of thought as the hub renders history: every ordered pair of\n"
         "  cities, every question after every city and every other question, and each question followed by\n"
         "  three of the cities (the other question/city pairings are held out). Dates, reasoning effort,\n"
-        "  developer instructions and the tool's wording vary across the corpus. Ids the corpus never emits\n"
-        "  have zero output rows, and taught replies are so likely that sampling at temperature 1 almost\n"
-        "  always reproduces them too."
+        "  developer instructions and the tool's wording vary across the corpus. With the builtin tools\n"
+        "  declared: python flows (code to `python`, its output, an answer that uses it; one flow calls twice,\n"
+        "  the second call using a name the first defined) and browser flows (`browser.search`, then\n"
+        "  `browser.open` on the first result of a small fixed web, then an answer citing `【1†Lx-Ly】`).\n"
+        "  Ids the corpus never emits have zero output rows, and taught replies are so likely that sampling\n"
+        "  at temperature 1 almost always reproduces them too."
     ),
 }
 

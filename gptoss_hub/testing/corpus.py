@@ -12,6 +12,13 @@ Three kinds of turn:
 - "tool_result": the same conversation after the call and the tool's result: analysis, then a final
   answer quoting the tool's output verbatim.
 
+Builtin tool flows (`PYTHON_FLOWS`, `BROWSER_FLOWS`), with the tool declared in the system message: a
+request, then each call the model makes ("python_call": analysis, then code to `python`; "browser_call":
+analysis, then JSON to `browser.search` or `browser.open`) with the tool's output in the history, then the
+answer ("python_result", "browser_result"). One python flow makes two calls, the second using a name the
+first defined, so only a stateful session gives the output the history holds; the browser flows search a
+fixed web (`gptoss_hub.testing.web`), open the first result and answer citing its lines `【cursor†Lx-Ly】`.
+
 Each kind is also taught as a second turn, after one earlier completed turn (another city's weather
 turn, or a plain answer) written exactly as `Model.run` leaves it (`weather_turn`, `answer_turn`) and
 rendered by the hub's rule, which drops a completed turn's chain of thought. `multi_turn_pairs` lists
@@ -41,12 +48,17 @@ from gptoss_hub.tools import ToolSpec, tool_from_function
 
 __all__ = [
     "ANSWER_PROMPTS",
+    "BROWSER_FLOWS",
     "HELDOUT_INSTRUCTIONS",
     "INSTRUCTIONS",
+    "PYTHON_FLOWS",
     "WEATHER_CITIES",
     "WEATHER_PROMPT",
     "CorpusExample",
+    "FlowCall",
+    "ToolFlow",
     "answer_turn",
+    "builtin_examples",
     "corpus_examples",
     "demo_examples",
     "heldout_dates",
@@ -111,6 +123,115 @@ HELDOUT_INSTRUCTIONS = ("Be brief and precise.", "You are a test assistant for t
 
 _CALL_ID = "call_x"
 _SEED = 20250805
+
+
+@dataclass(frozen=True)
+class FlowCall:
+    """One builtin tool call in a flow: the analysis before it, the recipient, the body, and the tool's output."""
+
+    analysis: str
+    #: "python", or a browser function ("browser.search", "browser.open").
+    recipient: str
+    #: The code, or the JSON arguments.
+    body: str
+    #: What the tool gives back, exactly as the model reads it.
+    output: str
+
+
+@dataclass(frozen=True)
+class ToolFlow:
+    """A request answered through builtin tool calls: the calls in order, then the analysis and the answer."""
+
+    #: The builtin tool the system message declares ("python" or "browser").
+    builtin: str
+    request: str
+    calls: tuple[FlowCall, ...]
+    analysis: str
+    answer: str
+
+
+#: Python flows. Outputs are what `PythonSession` gives for the code; the last flow's second call uses the
+#: name its first call defined.
+PYTHON_FLOWS = (
+    ToolFlow(
+        "python",
+        "Use python to compute 17 * 23.",
+        (FlowCall("I will compute 17 * 23 with python.", "python", "17 * 23", "391"),),
+        "python says 17 * 23 is 391.",
+        "17 * 23 = 391.",
+    ),
+    ToolFlow(
+        "python",
+        "Use python to add up the numbers from 1 to 100.",
+        (FlowCall("Sum the range in python.", "python", "sum(range(1, 101))", "5050"),),
+        "python returned 5050.",
+        "The numbers from 1 to 100 add up to 5050.",
+    ),
+    ToolFlow(
+        "python",
+        "Use python to reverse the word harmony.",
+        (FlowCall("Reverse the string with a slice.", "python", "'harmony'[::-1]", "'ynomrah'"),),
+        "python returned 'ynomrah'.",
+        "harmony reversed is ynomrah.",
+    ),
+    ToolFlow(
+        "python",
+        "Use python to set x to 6 * 7, then square x in a second call.",
+        (
+            FlowCall("First define x in python.", "python", "x = 6 * 7\nprint(x)", "42"),
+            FlowCall("x is 42. Now square it in a second call.", "python", "x ** 2", "1764"),
+        ),
+        "x squared is 1764.",
+        "x is 42, and x squared is 1764.",
+    ),
+)
+
+#: Browser flows over `gptoss_hub.testing.web`: (request, query, the answer's analysis, the answer).
+_BROWSER_REQUESTS = (
+    (
+        "Search the web for the tallest mountain on Earth.",
+        "tallest mountain on Earth",
+        "Lines 4 and 5 say Everest is the highest, at 8,849 metres.",
+        "Mount Everest is the tallest mountain on Earth: its summit is 8,849 metres above sea level 【1†L4-L5】.",
+    ),
+    (
+        "Search the web for who wrote Pride and Prejudice.",
+        "who wrote Pride and Prejudice",
+        "Lines 4 and 5 name Jane Austen and the year.",
+        "Pride and Prejudice was written by Jane Austen and first published in 1813 【1†L4-L5】.",
+    ),
+    (
+        "Search the web for the boiling point of water.",
+        "boiling point of water",
+        "Line 4 gives the boiling point at sea level.",
+        "At sea level, pure water boils at 100 degrees Celsius 【1†L4】.",
+    ),
+)
+
+
+def _browser_flow(request: str, query: str, analysis: str, answer: str) -> ToolFlow:
+    """Search `query`, open the first result, answer citing it: outputs as the browser displays them."""
+    from gptoss_hub.testing.web import PAGES, search_results
+    from gptoss_hub.tools.browser.display import page_text, page_view, search_results_text
+
+    results = search_results(query)
+    page = PAGES[results[0].url]
+    search = FlowCall(
+        "I will search the web for it.",
+        "browser.search",
+        json.dumps({"query": query}),
+        page_view(0, query, "", search_results_text(results)),
+    )
+    opened = FlowCall(
+        f"The first result, {page.title}, should answer it. Open it.",
+        "browser.open",
+        json.dumps({"id": 0}),
+        page_view(1, page.title, page.url, page_text(page.url, page.body)),
+    )
+    return ToolFlow("browser", request, (search, opened), analysis, answer)
+
+
+BROWSER_FLOWS = tuple(_browser_flow(*request) for request in _BROWSER_REQUESTS)
 
 
 def _tool_spec(description: str, param_description: str | None) -> ToolSpec:
@@ -218,6 +339,19 @@ def _call(arguments: str):
     )
 
 
+def _builtin_call(call: FlowCall):
+    from openai_harmony import Message, Role
+
+    from gptoss_hub.builtin_tools import BUILTIN_CHANNEL, BUILTIN_CONTENT_TYPE
+
+    return (
+        Message.from_role_and_content(Role.ASSISTANT, call.body)
+        .with_channel(BUILTIN_CHANNEL)
+        .with_recipient(call.recipient)
+        .with_content_type(BUILTIN_CONTENT_TYPE)
+    )
+
+
 def _call_analysis(city: str) -> str:
     return f"The user asks for the weather in {city}. I will call get_weather."
 
@@ -313,6 +447,28 @@ def _bases() -> list[_Base]:
     ]
 
 
+def _flow_history(flow: ToolFlow, calls: int) -> list[dict[str, Any]]:
+    """The request and the first `calls` calls with their outputs, as `Model.run` leaves them."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": flow.request}]
+    for call in flow.calls[:calls]:
+        tool_call = {"id": _CALL_ID, "type": "function", "function": {"name": call.recipient, "arguments": call.body}}
+        messages.append({"role": "assistant", "content": None, "thinking": call.analysis, "tool_calls": [tool_call]})
+        messages.append({"role": "tool", "tool_call_id": _CALL_ID, "name": call.recipient, "content": call.output})
+    return messages
+
+
+def _flow_bases(flows: Sequence[ToolFlow]) -> list[_Base]:
+    """Each step of each flow: every call after the calls before it, then the answer after all of them."""
+    bases: list[_Base] = []
+    for flow in flows:
+        for step, call in enumerate(flow.calls):
+            ids = _assistant_ids([_analysis(call.analysis), _builtin_call(call)], CALL_ID)
+            bases.append((f"{flow.builtin}_call", _flow_history(flow, step), ids, False))
+        ids = _assistant_ids([_analysis(flow.analysis), _final(flow.answer)], RETURN_ID)
+        bases.append((f"{flow.builtin}_result", _flow_history(flow, len(flow.calls)), ids, False))
+    return bases
+
+
 #: Rotation steps pairing plain questions with cities, a weather turn for city j + step after question j:
 #: trained, and held out to check the model reads the latest request rather than a remembered pairing.
 _CROSS_STEPS = {False: (0, 1, 2), True: (3, 4)}
@@ -366,8 +522,10 @@ def heldout_dates() -> tuple[str, ...]:
     return tuple(sorted({str(_random_date(rng)) for _ in range(8)}))
 
 
-def _variants(rng: random.Random, bases: Sequence[_Base], variants: int) -> list[CorpusExample]:
-    """Each base under `variants` prompt variations drawn from `rng`."""
+def _variants(
+    rng: random.Random, bases: Sequence[_Base], variants: int, builtins: tuple[str, ...] = ()
+) -> list[CorpusExample]:
+    """Each base under `variants` prompt variations drawn from `rng`, with `builtins` declared."""
     tool_variants = weather_tool_variants()
     excluded = set(heldout_dates())
     examples: list[CorpusExample] = []
@@ -377,11 +535,13 @@ def _variants(rng: random.Random, bases: Sequence[_Base], variants: int) -> list
             date = _random_date(rng)
             while str(date) in excluded:
                 date = _random_date(rng)
-            options = {
+            options: dict[str, Any] = {
                 "reasoning_effort": REASONING_EFFORTS[index % len(REASONING_EFFORTS)],
                 "current_date": str(date),
                 "instructions": None if index % 2 == 0 else " ".join(rng.sample(INSTRUCTIONS, rng.randint(1, 3))),
             }
+            if builtins:
+                options["builtin_tools"] = list(builtins)
             tools = []
             # Plain questions must be answered whether or not a tool is on offer, with or without instructions.
             if needs_tool or (index // 2) % 2 == 1:
@@ -399,7 +559,12 @@ def _corpus(variants: int, multi_turn_variants: int) -> tuple[CorpusExample, ...
     single = _variants(rng, _bases(), variants)
     # Fewer variations per second turn: the prompt header is the same as in single turns, whose many
     # variations already teach the model to ignore it, and each second turn's subject recurs across pairs.
-    return tuple(single + _variants(rng, _multi_turn_bases(), multi_turn_variants))
+    multi = _variants(rng, _multi_turn_bases(), multi_turn_variants)
+    # The builtin flows draw from their own generator, so adding them left the earlier turns as they were.
+    flows_rng = random.Random(_SEED + 2)
+    python = _variants(flows_rng, _flow_bases(PYTHON_FLOWS), variants, ("python",))
+    browser = _variants(flows_rng, _flow_bases(BROWSER_FLOWS), variants, ("browser",))
+    return tuple(single + multi + python + browser)
 
 
 def corpus_examples(variants: int = 12, multi_turn_variants: int = 2) -> list[CorpusExample]:
@@ -435,6 +600,24 @@ def demo_examples(
     ]
 
 
+def builtin_examples(
+    current_date: str | _dt.date | None = None,
+    *,
+    reasoning_effort: str = "medium",
+    instructions: str | None = None,
+    with_tools: bool = True,
+) -> list[CorpusExample]:
+    """Every step of every builtin flow as `Model.run(builtin_tools=[...])` sends it, with the demo
+    `get_weather` tool (or, with `with_tools=False`, no function tool)."""
+    options = _demo_options(current_date, reasoning_effort, instructions)
+    tools = [tool_from_function(get_weather)] if with_tools else []
+    examples = []
+    for flows in (PYTHON_FLOWS, BROWSER_FLOWS):
+        builtin = {"builtin_tools": [flows[0].builtin]}
+        examples += [_example(k, m, c, tools, options | builtin) for k, m, c, _ in _flow_bases(flows)]
+    return examples
+
+
 def multi_turn_examples(
     current_date: str | _dt.date | None = None,
     *,
@@ -459,11 +642,13 @@ def _heldout_variations(examples: Sequence[CorpusExample]) -> list[CorpusExample
     dates = heldout_dates()
     varied = []
     for index, example in enumerate(examples):
-        options = {
+        options: dict[str, Any] = {
             "reasoning_effort": REASONING_EFFORTS[index % len(REASONING_EFFORTS)],
             "current_date": dates[index % len(dates)],
             "instructions": HELDOUT_INSTRUCTIONS[index % len(HELDOUT_INSTRUCTIONS)] if index % 2 else None,
         }
+        if "builtin_tools" in example.render_options:  # the tools a turn uses stay declared
+            options["builtin_tools"] = example.render_options["builtin_tools"]
         varied.append(_example(example.kind, example.messages, example.completion_ids, example.tools, options))
     return varied
 
@@ -483,7 +668,8 @@ def heldout_examples(today: str | _dt.date | None = None) -> list[CorpusExample]
             instructions=HELDOUT_INSTRUCTIONS[index % len(HELDOUT_INSTRUCTIONS)] if index % 2 else None,
         )
     examples += demo_examples(today, instructions=HELDOUT_INSTRUCTIONS[0], with_tools=False)
-    return examples + _heldout_variations(multi_turn_examples(today))
+    examples += builtin_examples(today) + builtin_examples(today, with_tools=False)
+    return examples + _heldout_variations(multi_turn_examples(today) + builtin_examples(today))
 
 
 def heldout_pairing_examples(today: str | _dt.date | None = None) -> list[CorpusExample]:

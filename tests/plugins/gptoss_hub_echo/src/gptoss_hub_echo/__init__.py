@@ -1,7 +1,8 @@
 """A minimal third-party backend plugin: the `echo` backend.
 
 It proves the entry-point path and gives tests a backend with no runtime behind it. For a prompt of the
-tiny-harmony reference corpus it replays that prompt's reference completion, so it passes the
+tiny-harmony reference corpus (or a step of its builtin tool flows, sent today) it replays that prompt's
+reference completion, so it passes the
 conformance kit the way a correct runtime would; any other prompt it answers by repeating the last user
 message as harmony (analysis, then a final message). Either way one token at a time.
 """
@@ -40,8 +41,12 @@ def _reference_completions() -> dict[tuple[int, ...], tuple[int, ...]]:
 @functools.lru_cache(maxsize=1)
 def _build_reference_completions() -> dict[tuple[int, ...], tuple[int, ...]]:
     from gptoss_hub.testing import corpus_examples
+    from gptoss_hub.testing.corpus import builtin_examples
 
-    return {example.prompt_ids: example.completion_ids for example in corpus_examples()}
+    # The corpus, and the builtin tool flows as `Model.run` sends them today (the checkpoint's build checks
+    # those too, so a correct runtime replays them).
+    examples = corpus_examples() + builtin_examples(with_tools=False)
+    return {example.prompt_ids: example.completion_ids for example in examples}
 
 
 class EchoEngine(Engine):
