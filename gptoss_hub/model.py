@@ -21,6 +21,7 @@ from gptoss_hub.tools import Toolbox
 from gptoss_hub.turn import message_list, turn_driver
 
 if TYPE_CHECKING:
+    from gptoss_hub.tools.browser import Browser
     from gptoss_hub.tools.python import PythonSession
 
 __all__ = ["Model", "ModelInfo"]
@@ -142,6 +143,7 @@ class Model:
         on_tool_result: Callable[[str, dict[str, Any] | None, str], None] | None = None,
         builtin_tools: Sequence[str] = (),
         python_session: PythonSession | None = None,
+        browser: Browser | None = None,
         **options: Any,
     ) -> Reply:
         """The tool loop: chat, run the tools the model calls, feed results back, repeat.
@@ -149,7 +151,9 @@ class Model:
         Function tools are the Python functions in `tools`. With `builtin_tools=["python"]` the model's python
         calls run in a sandboxed, stateful `PythonSession` opened for this conversation and closed with it;
         pass `python_session=` to share one across calls (it stays open; a stateless one,
-        `PythonSession(stateful=False)`, makes the prompt say so).
+        `PythonSession(stateful=False)`, makes the prompt say so). With `browser=` (a `Browser` over a search
+        backend and a page fetcher; it keeps its page stack across calls) the browser tool is declared and
+        the model's `browser.search`, `browser.open` and `browser.find` calls run in it.
 
         Stops at the first reply without tool calls, or after `max_turns` model turns (that reply is
         returned, with `finish_reason="tool_calls"`). A tool that raises, or an unknown tool name, is
@@ -164,6 +168,13 @@ class Model:
         builtins = list(builtin_tools)
         if python_session is not None and "python" not in builtins:
             builtins.append("python")
+        if browser is not None and "browser" not in builtins:
+            builtins.append("browser")
+        if "browser" in builtins and browser is None:
+            raise InvalidRequestError(
+                "builtin_tools=['browser'] needs a browser to run the calls in: pass browser=Browser(search, fetcher) "
+                "(gptoss_hub.tools.browser)."
+            )
         python = _PythonCalls(python_session, enabled="python" in builtins)
         if python_session is not None and not python_session.stateful:
             options["stateless_python"] = True
@@ -181,7 +192,7 @@ class Model:
                     if call.kind == "python":
                         tool_message = python.answer(call)
                     elif call.kind == "browser":
-                        tool_message = _unavailable_browser(call)
+                        tool_message = _browser_answer(browser, call)
                     else:
                         tool_message = toolbox.answer(call)
                     if on_tool_result is not None:
@@ -206,9 +217,13 @@ class Model:
         self.close()
 
 
-def _unavailable_browser(call: ToolCall) -> dict[str, Any]:
-    """The answer to a browser call where no browser runs: the model is told to go on without it."""
-    text = "The browser tool is not available in this conversation; answer without it."
+def _browser_answer(browser: Browser | None, call: ToolCall) -> dict[str, Any]:
+    """The tool message answering a browser call: the browser's result, or, where no browser runs, that the
+    model must go on without it."""
+    if browser is None:
+        text = "The browser tool is not available in this conversation; answer without it."
+    else:
+        text = browser.call(call.name, call.raw_arguments)
     return {"role": "tool", "name": call.name, "tool_call_id": call.id, "content": text}
 
 

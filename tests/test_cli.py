@@ -165,7 +165,7 @@ def test_a_backend_that_cannot_load_fails_each_check_in_one_line(tmp_path):
     assert done.returncode == 1
     rows = json.loads(report.with_suffix(".json").read_text())["rows"]["transformers/bf16"]
     messages = {cell["message"] for cell in rows.values()}
-    assert len(rows) == 15 and len(messages) == 1
+    assert len(rows) == 16 and len(messages) == 1
     (message,) = messages
     assert message.startswith("transformers/bf16 could not load tiny: BackendUnavailableError: Backend ")
     assert "Traceback" not in done.stdout and done.stdout.count("could not load tiny") <= 2 * len(rows)

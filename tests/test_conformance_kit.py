@@ -108,6 +108,7 @@ def test_faults_fail_only_where_they_should(fault_matrix):
             "tool_result_then_final_answer",
             "multi_turn_prompt_ids_and_reply",
             "python_flow_runs_statefully_in_the_sandbox",
+            "browser_flow_searches_opens_and_cites",
         },
     }
     for engine, allowed in unrelated.items():

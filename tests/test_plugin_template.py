@@ -32,7 +32,7 @@ def test_the_template_passes_the_kit_from_its_own_tests(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # Every check runs; the two of capabilities the template does not declare (JSON schema, logprobs) skip.
-    assert re.search(r"\b13 passed, 2 skipped\b", done.stdout), done.stdout[-1000:]
+    assert re.search(r"\b14 passed, 2 skipped\b", done.stdout), done.stdout[-1000:]
 
 
 def test_the_template_registers_one_backend_through_its_hook(monkeypatch):

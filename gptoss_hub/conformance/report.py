@@ -27,6 +27,7 @@ CHECK_ORDER = (
     "tool_result_then_final_answer",
     "multi_turn_prompt_ids_and_reply",
     "python_flow_runs_statefully_in_the_sandbox",
+    "browser_flow_searches_opens_and_cites",
     "json_schema_output",
     "logprobs_returned",
     "context_length_error",

@@ -253,6 +253,26 @@ class ConformanceSuite:
             assert got == wanted, f"{flow.request!r}: (code, output) {got}, expected {wanted}"
             assert reply.content == flow.answer, f"{flow.request!r}: answered {reply.content!r}"
 
+    def test_browser_flow_searches_opens_and_cites(self, gptoss_model: Model):
+        """`run(browser=...)` on each browser flow over the fixed test web: the model searches, opens the first
+        result and answers citing the lines it read, exactly as the reference does."""
+        from gptoss_hub.testing.corpus import BROWSER_FLOWS
+        from gptoss_hub.testing.web import fixture_web
+        from gptoss_hub.tools.browser import Browser
+
+        for flow in BROWSER_FLOWS:
+            reply = gptoss_model.run(
+                [{"role": "user", "content": flow.request}],
+                browser=Browser(fixture_web(), fixture_web()),
+                temperature=0.0,
+            )
+            calls = [call["function"] for message in reply.transcript for call in message.get("tool_calls", ())]
+            outputs = [message["content"] for message in reply.transcript if message["role"] == "tool"]
+            got = [(call["name"], call["arguments"], output) for call, output in zip(calls, outputs, strict=False)]
+            wanted = [(call.recipient, call.body, call.output) for call in flow.calls]
+            assert got == wanted, f"{flow.request!r}: (function, arguments, page) {got}, expected {wanted}"
+            assert reply.content == flow.answer, f"{flow.request!r}: answered {reply.content!r}"
+
     # -- declared capabilities ------------------------------------------------------------------------
 
     def test_json_schema_output(self, gptoss_engine: Engine, gptoss_examples: list[CorpusExample]):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gptoss_hub.tools.browser.display import SearchResult
+from gptoss_hub.tools.browser.pages import StaticWeb
 
-__all__ = ["PAGES", "SEARCHES", "WebPage", "search_results"]
+__all__ = ["PAGES", "SEARCHES", "WebPage", "fixture_web", "search_results"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,10 @@ SEARCHES = {
 def search_results(query: str) -> list[SearchResult]:
     """What a search for `query` finds in this web (nothing for a query it does not know)."""
     return [SearchResult(url, PAGES[url].title, PAGES[url].snippet) for url in SEARCHES.get(query, ())]
+
+
+def fixture_web() -> StaticWeb:
+    """This web as a search backend and page fetcher: `Browser(fixture_web(), fixture_web())` replays the
+    corpus's browser flows exactly."""
+    pages = {url: (page.title, page.body) for url, page in PAGES.items()}
+    return StaticWeb(pages, {query: search_results(query) for query in SEARCHES})
