@@ -153,7 +153,8 @@ class Model:
         pass `python_session=` to share one across calls (it stays open; a stateless one,
         `PythonSession(stateful=False)`, makes the prompt say so). With `browser=` (a `Browser` over a search
         backend and a page fetcher; it keeps its page stack across calls) the browser tool is declared and
-        the model's `browser.search`, `browser.open` and `browser.find` calls run in it.
+        the model's `browser.search`, `browser.open` and `browser.find` calls run in it; the answer's
+        citations `【cursor†Lx-Ly】` become links in `content`, listed in `reply.citations`.
 
         Stops at the first reply without tool calls, or after `max_turns` model turns (that reply is
         returned, with `finish_reason="tool_calls"`). A tool that raises, or an unknown tool name, is
@@ -201,7 +202,14 @@ class Model:
                     transcript.append(tool_message)
         finally:
             python.close()
-        return reply.model_copy(update={"transcript": transcript})
+        update: dict[str, Any] = {"transcript": transcript}
+        if browser is not None:
+            from gptoss_hub.tools.browser.citations import cite
+
+            cited, citations = cite(reply.content, browser.source_at)
+            if citations:
+                update |= {"content": cited, "citations": citations, "uncited_content": reply.content}
+        return reply.model_copy(update=update)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FinishReason", "Reply", "ReplyError", "Timings", "ToolCall", "Usage"]
+__all__ = ["Citation", "FinishReason", "Reply", "ReplyError", "Timings", "ToolCall", "Usage"]
 
 FinishReason = Literal["stop", "tool_calls", "length", "error"]
 
@@ -62,6 +62,20 @@ class ReplyError(BaseModel):
     raw_text: str = ""
 
 
+class Citation(BaseModel):
+    """A source the reply cites: the span of `Reply.content` that links to it (OpenAI's `url_citation`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["url_citation"] = "url_citation"
+    #: The link's first character in `content`, and the one after its last.
+    start_index: int
+    end_index: int
+    url: str
+    #: The cited page's title.
+    title: str
+
+
 class Usage(BaseModel):
     """Token counts, as OpenAI reports them."""
 
@@ -112,6 +126,12 @@ class Reply(BaseModel):
     #: From `Model.run()`: every message the loop added after the caller's messages (assistant turns and
     #: tool results, ending with this reply's `message`), ready to extend the conversation with.
     transcript: list[dict[str, Any]] = Field(default_factory=list)
+    #: From `Model.run(browser=...)`: the pages the answer cites. Each `【cursor†Lx-Ly】` the model wrote is a
+    #: link in `content`, and a citation here gives its span, address and title.
+    citations: list[Citation] = Field(default_factory=list)
+    #: The content as the model wrote it, when citations turned its markers into links (`message` replays
+    #: this, so the conversation holds the model's own words).
+    uncited_content: str | None = None
 
     def raise_for_error(self) -> Reply:
         """This reply, or `HarmonyParseError` when the model's output broke harmony (`error` is set): for
@@ -128,7 +148,8 @@ class Reply(BaseModel):
     @property
     def message(self) -> dict[str, Any]:
         """The reply as an OpenAI assistant message, ready to append to `messages`."""
-        message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
+        content = self.content if self.uncited_content is None else self.uncited_content
+        message: dict[str, Any] = {"role": "assistant", "content": content or None}
         if self.reasoning:
             message["thinking"] = self.reasoning
         if self.tool_calls:

@@ -197,6 +197,11 @@ class Browser:
             return self.stack[cursor].url or None
         return None
 
+    def source_at(self, cursor: int) -> tuple[str, str] | None:
+        """The (address, title) a citation `【cursor†...】` points to, if that page has an address."""
+        url = self.url_at(cursor)
+        return None if url is None else (url, self.stack[cursor].title)
+
     def _page(self, cursor: int) -> Page:
         if not self.stack:
             raise _UsageError("No pages to access!")
