@@ -160,7 +160,7 @@ def test_run_executes_browser_calls_and_feeds_the_pages_back():
     engine = ScriptedEngine(search, opened, answer)
     browser = Browser(fixture_web(), fixture_web())
     reply = scripted_model(engine).run([{"role": "user", "content": flow.request}], browser=browser)
-    assert reply.content == flow.answer
+    assert reply.message["content"] == flow.answer and reply.citations[0].url == "https://peaks.example.org/everest"
     results = [(m["name"], m["content"]) for m in reply.transcript if m["role"] == "tool"]
     assert results == [(call.recipient, call.output) for call in flow.calls]
     assert len(browser.stack) == 2  # the caller's browser keeps its pages (and cursors for citations)

@@ -255,23 +255,23 @@ class ConformanceSuite:
 
     def test_browser_flow_searches_opens_and_cites(self, gptoss_model: Model):
         """`run(browser=...)` on each browser flow over the fixed test web: the model searches, opens the first
-        result and answers citing the lines it read, exactly as the reference does."""
+        result and answers exactly as the reference does, and its citation links to the page it opened."""
         from gptoss_hub.testing.corpus import BROWSER_FLOWS
         from gptoss_hub.testing.web import fixture_web
         from gptoss_hub.tools.browser import Browser
 
         for flow in BROWSER_FLOWS:
-            reply = gptoss_model.run(
-                [{"role": "user", "content": flow.request}],
-                browser=Browser(fixture_web(), fixture_web()),
-                temperature=0.0,
-            )
+            browser = Browser(fixture_web(), fixture_web())
+            reply = gptoss_model.run([{"role": "user", "content": flow.request}], browser=browser, temperature=0.0)
             calls = [call["function"] for message in reply.transcript for call in message.get("tool_calls", ())]
             outputs = [message["content"] for message in reply.transcript if message["role"] == "tool"]
             got = [(call["name"], call["arguments"], output) for call, output in zip(calls, outputs, strict=False)]
             wanted = [(call.recipient, call.body, call.output) for call in flow.calls]
             assert got == wanted, f"{flow.request!r}: (function, arguments, page) {got}, expected {wanted}"
-            assert reply.content == flow.answer, f"{flow.request!r}: answered {reply.content!r}"
+            said = reply.message["content"]  # the model's own words; `content` has the citations as links
+            assert said == flow.answer, f"{flow.request!r}: answered {said!r}"
+            cited = [citation.url for citation in reply.citations]
+            assert cited == [browser.url_at(1)], f"{flow.request!r}: cites {cited}, not the page it opened"
 
     # -- declared capabilities ------------------------------------------------------------------------
 
