@@ -38,9 +38,9 @@ def test_each_call_pushes_a_page_with_the_next_cursor(browser):
     assert browser.call("browser.open", "{}").startswith("[3] Mount Everest")  # the latest page again
     assert [browser.url_at(n) for n in range(4)] == [
         None,  # a page of search results has no address to cite
-        "https://news.example.com/k2",
-        "https://peaks.example.org/everest",
-        "https://peaks.example.org/everest",
+        "http://news.example.com/k2",
+        "http://peaks.example.org/everest",
+        "http://peaks.example.org/everest",
     ]
     assert browser.url_at(4) is None
 
@@ -160,7 +160,7 @@ def test_run_executes_browser_calls_and_feeds_the_pages_back():
     engine = ScriptedEngine(search, opened, answer)
     browser = Browser(fixture_web(), fixture_web())
     reply = scripted_model(engine).run([{"role": "user", "content": flow.request}], browser=browser)
-    assert reply.message["content"] == flow.answer and reply.citations[0].url == "https://peaks.example.org/everest"
+    assert reply.message["content"] == flow.answer and reply.citations[0].url == "http://peaks.example.org/everest"
     results = [(m["name"], m["content"]) for m in reply.transcript if m["role"] == "tool"]
     assert results == [(call.recipient, call.output) for call in flow.calls]
     assert len(browser.stack) == 2  # the caller's browser keeps its pages (and cursors for citations)

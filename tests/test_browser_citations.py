@@ -7,7 +7,7 @@ from gptoss_hub.testing.web import fixture_web
 from gptoss_hub.tools.browser import Browser
 from gptoss_hub.tools.browser.citations import CitationStream, cite
 
-PAGES = {1: ("https://books.example.org/p", "Book Notes"), 2: ("https://x.example.com/a?b=1", "X")}
+PAGES = {1: ("http://books.example.org/p", "Book Notes"), 2: ("https://x.example.com/a?b=1", "X")}
 
 
 def _source(cursor):
@@ -16,12 +16,12 @@ def _source(cursor):
 
 def test_a_marker_of_a_known_page_becomes_a_link_with_its_span():
     text, citations = cite("Austen wrote it 【1†L4-L5】.", _source)
-    assert text == "Austen wrote it ([books.example.org](https://books.example.org/p))."
+    assert text == "Austen wrote it ([books.example.org](http://books.example.org/p))."
     (citation,) = citations
-    assert text[citation.start_index : citation.end_index] == "([books.example.org](https://books.example.org/p))"
+    assert text[citation.start_index : citation.end_index] == "([books.example.org](http://books.example.org/p))"
     assert (citation.type, citation.url, citation.title) == (
         "url_citation",
-        "https://books.example.org/p",
+        "http://books.example.org/p",
         "Book Notes",
     )
 
@@ -30,7 +30,7 @@ def test_several_markers_keep_their_spans_right_and_unknown_cursors_stay_as_writ
     text, citations = cite("A 【1†L1】 b 【7†L2】 c 【2†L3-L9†x.example.com】 d 【0†L1】", _source)
     assert "【7†L2】" in text and "【0†L1】" in text  # no such page; a page with no address
     assert [text[c.start_index : c.end_index] for c in citations] == [
-        "([books.example.org](https://books.example.org/p))",
+        "([books.example.org](http://books.example.org/p))",
         "([x.example.com](https://x.example.com/a?b=1))",
     ]
 
@@ -74,7 +74,7 @@ def test_run_turns_the_answers_citations_into_links_and_keeps_the_models_words_f
     reply = scripted_model(engine).run(
         [{"role": "user", "content": flow.request}], browser=Browser(fixture_web(), fixture_web())
     )
-    url = "https://books.example.org/pride-and-prejudice"
+    url = "http://books.example.org/pride-and-prejudice"
     assert reply.content == flow.answer.replace("【1†L4-L5】", f"([books.example.org]({url}))")
     (citation,) = reply.citations
     assert (citation.url, citation.title) == (url, "Pride and Prejudice - Book Notes")

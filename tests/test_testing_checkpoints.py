@@ -13,6 +13,7 @@ import pytest
 from gptoss_hub.demo_tools import get_weather
 from gptoss_hub.errors import ModelNotFoundError
 from gptoss_hub.testing import CHECKPOINT_VERSION, checkpoint_path, corpus_examples, demo_examples
+from gptoss_hub.testing.checkpoints import build_checkpoint
 from gptoss_hub.testing.config import CALL_ID, RETURN_ID, tiny_config_kwargs
 from gptoss_hub.testing.corpus import (
     ANSWER_PROMPTS,
@@ -284,6 +285,12 @@ def test_tiny_random_build_is_deterministic(tmp_path, monkeypatch):
     rebuilt = checkpoint_path("tiny-random")
     assert rebuilt.parent.parent == tmp_path
     assert digest(rebuilt) == digest(cached)
+    # A forced rebuild drops what was exported from the old build (made again on use).
+    stale_export, stale_twin = rebuilt.with_name(rebuilt.name + "-f32.gguf"), rebuilt.with_name(rebuilt.name + "-twin")
+    stale_export.write_bytes(b"old")
+    stale_twin.mkdir()
+    build_checkpoint("tiny-random", force=True, progress=lambda _: None)
+    assert not stale_export.exists() and not stale_twin.exists() and digest(rebuilt) == digest(cached)
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ wording) are varied across the corpus so the model's behaviour does not hinge on
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import json
@@ -264,6 +265,9 @@ class CorpusExample:
     render_options: dict[str, Any]
     prompt_ids: tuple[int, ...] = field(repr=False)
     completion_ids: tuple[int, ...] = field(repr=False)
+    #: How `prompt_ids` departs from `render(messages, tools=tools, **render_options)`, if it does:
+    #: "plain-json" spells a replayed call's content type ` json`, as vLLM's server renders it.
+    prompt_variant: str | None = None
 
     @property
     def completion_text(self) -> str:
@@ -510,6 +514,25 @@ def _example(kind, messages, completion, tools, options) -> CorpusExample:
     return CorpusExample(kind, messages, list(tools), dict(options), prompt, completion)
 
 
+@functools.cache
+def _constrained_json_ids() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    encoding = harmony_encoding()
+    return tuple(encoding.encode(" <|constrain|>json", allowed_special="all")), tuple(encoding.encode(" json"))
+
+
+def _plain_json(example: CorpusExample) -> CorpusExample:
+    """`example` with each replayed call's ` <|constrain|>json` spelled ` json`, as vLLM's server renders it."""
+    constrained, plain = _constrained_json_ids()
+    ids, prompt = list(example.prompt_ids), list[int]()
+    while ids:
+        if tuple(ids[: len(constrained)]) == constrained:
+            prompt += plain
+            del ids[: len(constrained)]
+        else:
+            prompt.append(ids.pop(0))
+    return dataclasses.replace(example, prompt_ids=tuple(prompt), prompt_variant="plain-json")
+
+
 def _random_date(rng: random.Random) -> _dt.date:
     start = _dt.date(2024, 1, 1)
     return start + _dt.timedelta(days=rng.randrange((_dt.date(2027, 12, 31) - start).days + 1))
@@ -564,7 +587,11 @@ def _corpus(variants: int, multi_turn_variants: int) -> tuple[CorpusExample, ...
     flows_rng = random.Random(_SEED + 2)
     python = _variants(flows_rng, _flow_bases(PYTHON_FLOWS), variants, ("python",))
     browser = _variants(flows_rng, _flow_bases(BROWSER_FLOWS), variants, ("browser",))
-    return tuple(single + multi + python + browser)
+    # Answers after the tool's result with the call replayed as vLLM spells it, so a tool loop served by
+    # vLLM goes on as the hub's does (the first two variations of each city).
+    replayed = [_plain_json(e) for e in single if e.kind == "tool_result"]
+    plain_json = [e for n, e in enumerate(replayed) if n % variants < 2]
+    return tuple(single + multi + python + browser + plain_json)
 
 
 def corpus_examples(variants: int = 12, multi_turn_variants: int = 2) -> list[CorpusExample]:

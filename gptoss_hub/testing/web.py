@@ -1,17 +1,22 @@
 """A small fixed web for the tiny model's browser flows: pages, and what a search for each query finds.
 
 The corpus renders these through the browser's own display (`gptoss_hub.tools.browser`), so what the model
-learns to read is exactly what the browser shows; a browser backend serving this web replays the flows.
+learns to read is exactly what the browser shows. Three ways to serve it replay the flows exactly:
+`fixture_web()` in memory; `write_site(folder)` as Markdown documents for `LocalSearch`, whose ranking and
+snippets give `SEARCHES`; and the same pages over HTTP (`html_of`), fetched with `HttpFetcher(connect_to=...)`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from urllib.parse import urlparse
 
 from gptoss_hub.tools.browser.display import SearchResult
 from gptoss_hub.tools.browser.pages import StaticWeb
 
-__all__ = ["PAGES", "SEARCHES", "WebPage", "fixture_web", "search_results"]
+__all__ = ["PAGES", "SEARCHES", "WebPage", "fixture_web", "html_of", "search_results", "write_site"]
 
 
 @dataclass(frozen=True)
@@ -29,34 +34,34 @@ PAGES = {
     page.url: page
     for page in (
         WebPage(
-            "https://peaks.example.org/everest",
+            "http://peaks.example.org/everest",
             "Mount Everest - Peaks of the World",
-            "# Mount Everest\n\nMount Everest is the highest mountain on Earth above sea level.\n"
+            "# Mount Everest\n\nMount Everest is the tallest mountain on Earth above sea level.\n"
             "Its summit is 8,849 metres high, on the border of Nepal and China.\n\n"
             "## Climbing\n\nThe first recorded ascent was in 1953.",
-            "Mount Everest is the highest mountain on Earth above sea level.",
+            "Mount Everest is the tallest mountain on Earth above sea level.",
         ),
         WebPage(
-            "https://news.example.com/k2",
+            "http://news.example.com/k2",
             "K2, the second highest mountain",
             "# K2\n\nK2 is the second highest mountain on Earth, at 8,611 metres.",
             "K2 is the second highest mountain on Earth.",
         ),
         WebPage(
-            "https://books.example.org/pride-and-prejudice",
+            "http://books.example.org/pride-and-prejudice",
             "Pride and Prejudice - Book Notes",
-            "# Pride and Prejudice\n\nPride and Prejudice is a novel by Jane Austen.\n"
+            "# Pride and Prejudice\n\nPride and Prejudice is a novel by Jane Austen, who wrote it in 1796.\n"
             "It was first published in 1813.\n\n## Characters\n\nElizabeth Bennet and Mr Darcy.",
             "Pride and Prejudice is a novel by Jane Austen.",
         ),
         WebPage(
-            "https://films.example.net/pride-and-prejudice-2005",
+            "http://films.example.net/pride-and-prejudice-2005",
             "Pride & Prejudice (2005 film)",
             "# Pride & Prejudice (2005 film)\n\nA film based on the novel by Jane Austen.",
             "A 2005 film based on the novel.",
         ),
         WebPage(
-            "https://science.example.edu/water",
+            "http://science.example.edu/water",
             "Water - Science Facts",
             "# Water\n\nAt sea level, pure water boils at 100 degrees Celsius.\n"
             "It freezes at 0 degrees Celsius.\n\n## Density\n\nOne litre of water weighs about one kilogram.",
@@ -67,12 +72,12 @@ PAGES = {
 
 #: Query -> the pages its search finds, best first.
 SEARCHES = {
-    "tallest mountain on Earth": ("https://peaks.example.org/everest", "https://news.example.com/k2"),
+    "tallest mountain on Earth": ("http://peaks.example.org/everest", "http://news.example.com/k2"),
     "who wrote Pride and Prejudice": (
-        "https://books.example.org/pride-and-prejudice",
-        "https://films.example.net/pride-and-prejudice-2005",
+        "http://books.example.org/pride-and-prejudice",
+        "http://films.example.net/pride-and-prejudice-2005",
     ),
-    "boiling point of water": ("https://science.example.edu/water",),
+    "boiling point of water": ("http://science.example.edu/water",),
 }
 
 
@@ -86,3 +91,28 @@ def fixture_web() -> StaticWeb:
     corpus's browser flows exactly."""
     pages = {url: (page.title, page.body) for url, page in PAGES.items()}
     return StaticWeb(pages, {query: search_results(query) for query in SEARCHES})
+
+
+def write_site(folder: Path) -> Path:
+    """Write this web into `folder` as Markdown documents with front matter (title, address, description), one
+    per page, for `LocalSearch`; returns `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for page in PAGES.values():
+        name = urlparse(page.url).netloc.split(".")[0] + urlparse(page.url).path.replace("/", "-") + ".md"
+        front = f"---\ntitle: {page.title}\nurl: {page.url}\ndescription: {page.snippet}\n---\n"
+        (folder / name).write_text(front + page.body, encoding="utf-8")
+    return folder
+
+
+def html_of(page: WebPage) -> str:
+    """`page` as the HTML a site would serve: the browser reads it back into exactly `page.body`."""
+    blocks = []
+    for block in page.body.split("\n\n"):
+        level = len(block) - len(block.lstrip("#"))
+        if level:
+            blocks.append(f"<h{level}>{escape(block[level:].strip())}</h{level}>")
+        else:
+            blocks.append("<p>" + "<br>\n".join(escape(line) for line in block.splitlines()) + "</p>")
+    description = f'<meta name="description" content="{escape(page.snippet)}">'
+    head = f"<head><title>{escape(page.title)}</title>{description}</head>"
+    return f"<!doctype html><html>{head}<body>{''.join(blocks)}</body></html>"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlparse
 
@@ -41,12 +41,22 @@ class HttpFetcher:
 
     `allow` lists addresses or networks ("127.0.0.1", "10.0.0.0/8") reachable even though they are not
     public; `timeout` bounds each page (connecting and reading all of it), `max_bytes` what is read of it.
+    `connect_to` sends requests for one "host:port" to another, as curl's `--connect-to` does (the address
+    policy applies to where the connection goes; the request keeps its own host).
     """
 
-    def __init__(self, *, allow: Iterable[str] = (), timeout: float = 15.0, max_bytes: int = 2_000_000):
+    def __init__(
+        self,
+        *,
+        allow: Iterable[str] = (),
+        timeout: float = 15.0,
+        max_bytes: int = 2_000_000,
+        connect_to: Mapping[str, str] | None = None,
+    ):
         self.allowed = _networks(allow)
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.connect_to = dict(connect_to or {})
 
     def fetch(self, url: str) -> Page:
         """The page at `url`, following redirects; raises `BrowserBackendError` saying why not."""
@@ -55,12 +65,16 @@ class HttpFetcher:
         deadline = time.monotonic() + self.timeout
         with httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False) as client:
             for _ in range(_MAX_REDIRECTS + 1):
-                address = self._checked_address(url)
                 parsed = urlparse(url)
+                if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                    raise BrowserBackendError("only http and https addresses can be opened")
+                port = parsed.port or (443 if parsed.scheme == "https" else 80)
+                host, _, rerouted = self.connect_to.get(f"{parsed.hostname}:{port}", "").rpartition(":")
+                if host:
+                    port = int(rerouted)
+                address = self._checked_address(host or parsed.hostname, port)
                 # Connect to the address just checked; the Host header and TLS name stay the URL's host.
-                netloc = f"[{address}]" if ":" in address else address
-                if parsed.port:
-                    netloc += f":{parsed.port}"
+                netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
                 target = parsed._replace(netloc=netloc).geturl()
                 headers = {"Host": parsed.netloc, "User-Agent": _USER_AGENT, "Accept": "text/html, text/plain;q=0.9"}
                 request = client.build_request(
@@ -81,21 +95,17 @@ class HttpFetcher:
                     response.close()
         raise BrowserBackendError(f"more than {_MAX_REDIRECTS} redirects")
 
-    def _checked_address(self, url: str) -> str:
-        """The address to connect to for `url`, after checking every address its host resolves to."""
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise BrowserBackendError("only http and https addresses can be opened")
+    def _checked_address(self, host: str, port: int) -> str:
+        """The address to connect to for `host`, after checking every address it resolves to."""
         try:
-            port = parsed.port or (443 if parsed.scheme == "https" else 80)
-            infos = socket.getaddrinfo(parsed.hostname, port, type=socket.SOCK_STREAM)
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, ValueError) as error:
-            raise BrowserBackendError(f"cannot resolve {parsed.hostname}: {error}") from error
+            raise BrowserBackendError(f"cannot resolve {host}: {error}") from error
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
         for address in addresses:
             if not address.is_global and not any(address in network for network in self.allowed):
                 raise BrowserBackendError(
-                    f"{parsed.hostname} is a private or local address ({address}); the browser does not open those"
+                    f"{host} is a private or local address ({address}); the browser does not open those"
                 )
         return str(addresses[0])
 

@@ -1,0 +1,61 @@
+"""The tiny model browses for real: its search, open and cited answer over a local folder of documents and
+over a loopback web site, with the pages fetched over HTTP."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+import pytest
+
+from gptoss_hub.testing.corpus import BROWSER_FLOWS
+from gptoss_hub.testing.web import PAGES, html_of, write_site
+from gptoss_hub.tools.browser import Browser
+from gptoss_hub.tools.browser.fetch import HttpFetcher
+from gptoss_hub.tools.browser.local import LocalSearch
+
+
+@pytest.fixture(scope="module")
+def site():
+    """The fixture web's pages served as HTML on a loopback port, whatever host they are asked for under."""
+
+    class Site(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            page = PAGES.get(f"http://{self.headers['Host']}{self.path}")
+            body = html_of(page).encode() if page else b"no such page"
+            self.send_response(200 if page else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def _run_flows(model, browser_for):
+    for flow in BROWSER_FLOWS:
+        browser = browser_for()
+        reply = model.run([{"role": "user", "content": flow.request}], browser=browser, temperature=0.0)
+        pages = [m["content"] for m in reply.transcript if m["role"] == "tool"]
+        assert pages == [call.output for call in flow.calls], flow.request
+        assert reply.message["content"] == flow.answer
+        (citation,) = reply.citations
+        assert citation.url == browser.url_at(1) and reply.content[citation.start_index :].startswith("([")
+
+
+def test_the_tiny_model_browses_a_local_folder(tiny_model, tmp_path):
+    local = LocalSearch(write_site(tmp_path / "site"), index=tmp_path / "index.sqlite")
+    _run_flows(tiny_model, lambda: Browser(local, local))
+
+
+def test_the_tiny_model_browses_a_loopback_site_over_http(tiny_model, tmp_path, site):
+    local = LocalSearch(write_site(tmp_path / "site"), index=tmp_path / "index.sqlite")  # search only
+    hosts = {urlparse(url).netloc for url in PAGES}
+    fetcher = HttpFetcher(allow=["127.0.0.1"], connect_to={f"{host}:80": f"127.0.0.1:{site}" for host in hosts})
+    _run_flows(tiny_model, lambda: Browser(local, fetcher))
