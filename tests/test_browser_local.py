@@ -101,3 +101,24 @@ def test_a_browser_over_a_local_folder_replays_the_tiny_models_flows(tmp_path):
     for flow in BROWSER_FLOWS:
         browser = Browser(local, local)
         assert [browser.call(c.recipient, c.body) for c in flow.calls] == [c.output for c in flow.calls]
+
+
+def test_the_benchmark_reports_each_figure():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "browser.py"
+    spec = importlib.util.spec_from_file_location("browser_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    results = benchmark.main(["--documents", "120", "--queries", "5"])
+    assert set(results) == {
+        "index build s",
+        "query median ms",
+        "query p95 ms",
+        "scan median ms",
+        "refresh unchanged ms",
+        "refresh 1% changed ms",
+    }
+    assert all(value > 0 for value in results.values())

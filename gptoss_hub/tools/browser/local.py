@@ -36,11 +36,16 @@ DOCUMENT_SUFFIXES = {".html": "html", ".htm": "html", ".md": "markdown", ".markd
 _MAX_FILE_BYTES = 5_000_000
 #: Words of a query used at most (each one a term; any of them matches).
 _MAX_TERMS = 32
+#: The index's layout; part of its file name, so an index of another layout is never opened.
+_SCHEMA_VERSION = 1
+# `files.doc` is the row of the document's text in `docs`: rows are found, and deleted, by it.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, mtime_ns INTEGER, size INTEGER, url TEXT, title TEXT, snippet TEXT
+    path TEXT PRIMARY KEY, mtime_ns INTEGER, size INTEGER, url TEXT, title TEXT, snippet TEXT, doc INTEGER
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(path UNINDEXED, title, body, tokenize='porter unicode61');
+CREATE INDEX IF NOT EXISTS files_by_doc ON files (doc);
+CREATE INDEX IF NOT EXISTS files_by_url ON files (url);
+CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(title, body, tokenize='porter unicode61');
 """
 
 
@@ -161,7 +166,7 @@ class LocalSearch:
             from gptoss_hub.paths import cache_dir
 
             digest = hashlib.sha256(f"{self.folder}\n{self.base_url}".encode()).hexdigest()[:16]
-            index = cache_dir() / "browser" / f"local-{digest}.sqlite"
+            index = cache_dir() / "browser" / f"local-{digest}-v{_SCHEMA_VERSION}.sqlite"
         self.index_path = Path(index)
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         self.refresh_every = refresh_every
@@ -201,15 +206,15 @@ class LocalSearch:
         return IndexUpdate(added, updated, len(removed), unchanged, time.perf_counter() - started)
 
     def _forget(self, relative: str) -> None:
+        self._db.execute("DELETE FROM docs WHERE rowid = (SELECT doc FROM files WHERE path = ?)", (relative,))
         self._db.execute("DELETE FROM files WHERE path = ?", (relative,))
-        self._db.execute("DELETE FROM docs WHERE path = ?", (relative,))
 
     def _remember(self, relative: str, stamp: tuple[int, int]) -> None:
         document = _document(self.folder / relative, urljoin(self.base_url, quote(relative)))
         page = document.page
-        row = (relative, *stamp, page.url, page.title, _snippet(document))
-        self._db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)", row)
-        self._db.execute("INSERT INTO docs VALUES (?, ?, ?)", (relative, page.title, _plain(page.text)))
+        doc = self._db.execute("INSERT INTO docs VALUES (?, ?)", (page.title, _plain(page.text))).lastrowid
+        row = (relative, *stamp, page.url, page.title, _snippet(document), doc)
+        self._db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", row)
 
     def search(self, query: str, topn: int) -> list[SearchResult]:
         """The `topn` documents that best match `query`'s words, with a snippet around the match."""
@@ -219,8 +224,8 @@ class LocalSearch:
         if not match:
             return []
         sql = (
-            "SELECT files.url, files.title, files.snippet FROM docs JOIN files USING (path) "
-            "WHERE docs MATCH ? ORDER BY bm25(docs, 0.0, 5.0, 1.0) LIMIT ?"
+            "SELECT files.url, files.title, files.snippet FROM docs JOIN files ON files.doc = docs.rowid "
+            "WHERE docs MATCH ? ORDER BY bm25(docs, 5.0, 1.0) LIMIT ?"
         )
         with self._lock:
             rows = self._db.execute(sql, (match, topn)).fetchall()
