@@ -181,3 +181,40 @@ def test_arguments_as_the_model_writes_them_are_json_text():
     assert browser.call("browser.search", json.dumps({"query": "boiling point of water", "topn": 10.0})).startswith(
         "[0]"
     )
+
+
+# -- gptoss-hub chat --builtin browser --------------------------------------------------------------------------
+
+
+def test_the_chat_command_shows_each_call_its_page_and_the_answer_with_links():
+    from rich.console import Console
+    from scripted import ScriptedEngine, scripted_model
+
+    from gptoss_hub.cli.chat import _answer, _Printer
+    from gptoss_hub.tools.browser.sources import browser_for
+
+    flow = BROWSER_FLOWS[2]
+    calls = [f"<|channel|>analysis to={c.recipient} code<|message|>{c.body}<|call|>" for c in flow.calls]
+    model = scripted_model(ScriptedEngine(*calls, f"<|channel|>final<|message|>{flow.answer}<|return|>"))
+    console = Console(record=True, width=200)
+    messages = [{"role": "user", "content": flow.request}]
+    browser = browser_for("fixture")
+    _answer(model, messages, None, _Printer(console, True), {"builtin_tools": ["browser"]}, None, browser)
+    shown = console.export_text()
+    assert '→ browser.search({"query": "boiling point of water"})\n← [0] boiling point of water  (' in shown
+    assert "← [1] Water - Science Facts (http://science.example.edu/water)" in shown
+    assert shown.rstrip().endswith("100 degrees Celsius ([science.example.edu](http://science.example.edu/water)).")
+    assert messages[-1]["content"] == flow.answer  # the history keeps the model's own words
+    browser.reset()
+    assert browser.stack == [] and browser.url_at(0) is None
+
+
+def test_the_chat_command_needs_a_search_source_for_the_browser():
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "gptoss_hub.cli.main", "chat", "--model", "tiny", "--builtin", "browser", "hi"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--builtin browser needs --search" in done.stdout + done.stderr
+    done = subprocess.run([*command[:-1], "--search", "gopher:x", "hi"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Unknown search source 'gopher:x'" in done.stdout + done.stderr

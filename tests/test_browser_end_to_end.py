@@ -59,3 +59,23 @@ def test_the_tiny_model_browses_a_loopback_site_over_http(tiny_model, tmp_path, 
     hosts = {urlparse(url).netloc for url in PAGES}
     fetcher = HttpFetcher(allow=["127.0.0.1"], connect_to={f"{host}:80": f"127.0.0.1:{site}" for host in hosts})
     _run_flows(tiny_model, lambda: Browser(local, fetcher))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["fixture", "local"])
+def test_the_chat_command_browses_with_the_tiny_model(tmp_path, source):
+    import os
+    import subprocess
+    import sys
+
+    flow = BROWSER_FLOWS[2]
+    search = "fixture" if source == "fixture" else f"local:{write_site(tmp_path / 'site')}"
+    command = [sys.executable, "-m", "gptoss_hub.cli.main", "chat", "--model", "tiny", "--builtin", "browser"]
+    env = os.environ | {"COLUMNS": "250"}  # the answer's link on one line
+    done = subprocess.run(
+        [*command, "--search", search, flow.request], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert '→ browser.search({"query": "boiling point of water"})' in done.stdout
+    assert "← [1] Water - Science Facts (http://science.example.edu/water)" in done.stdout
+    assert done.stdout.rstrip().endswith("([science.example.edu](http://science.example.edu/water)).")

@@ -1,7 +1,8 @@
 """`gptoss-hub chat`: a one-shot prompt or an interactive session, streamed, with tools.
 
 Reasoning streams dimmed, the answer plainly. When the model calls a tool the CLI shows the call,
-runs the Python function, shows its result and lets the model continue until it answers.
+runs it (a Python function, the builtin python tool's sandbox, or the browser), shows its result and lets
+the model continue until it answers; the browser's citations show as links.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from gptoss_hub.demo_tools import DEMO_TOOLS
-from gptoss_hub.errors import GptOssHubError, ToolError
+from gptoss_hub.errors import GptOssHubError, InvalidRequestError, ToolError
 from gptoss_hub.events import (
     ContentDelta,
     Done,
@@ -26,6 +27,7 @@ from gptoss_hub.reply import Reply
 from gptoss_hub.tools import Toolbox
 
 if TYPE_CHECKING:
+    from gptoss_hub.tools.browser import Browser
     from gptoss_hub.tools.python import PythonSession
 
 __all__ = ["add_chat_parser", "load_tool", "run_chat"]
@@ -74,8 +76,15 @@ def add_chat_parser(subparsers: Any) -> None:
         "--builtin",
         action="append",
         default=[],
-        choices=("python",),
-        help="a builtin tool: python runs the model's code in a sandboxed, stateful session (repeatable)",
+        choices=("python", "browser"),
+        help="a builtin tool: python runs the model's code in a sandboxed, stateful session; browser searches "
+        "and reads pages from --search (repeatable)",
+    )
+    parser.add_argument(
+        "--search",
+        default=None,
+        metavar="SOURCE",
+        help="where --builtin browser searches: local:DIR (a folder of documents, offline) or fixture (a small test web)",
     )
     parser.add_argument("--system", help="developer instructions for the model")
     parser.add_argument("--max-tokens", type=int, default=None)
@@ -126,6 +135,13 @@ class _Printer:
         self.console.print(f"← {result}", style="green", markup=False, highlight=False)
         self._section = None
 
+    def page(self, view: str) -> None:
+        """A browser result: its header line, and how many lines it showed the model."""
+        first, *rest = view.splitlines() or [""]
+        more = f"  ({len(rest)} more lines shown to the model)" if rest else ""
+        self.console.print(f"← {first}{more}", style="green", markup=False, highlight=False)
+        self._section = None
+
     def end_turn(self, reply: Reply) -> None:
         if self._section is not None:
             self.console.print()
@@ -144,21 +160,37 @@ def _answer(
     printer: _Printer,
     options: dict[str, Any],
     python: PythonSession | None = None,
+    browser: Browser | None = None,
 ) -> Reply:
-    """Stream one user turn to its end, running tools in between; appends every message to `messages`."""
+    """Stream one user turn to its end, running tools in between; appends every message to `messages`.
+
+    With a browser, citations in the answer are shown as links as they stream."""
+    from gptoss_hub.tools.browser.citations import CitationStream
+
     for _ in range(_MAX_TOOL_TURNS):
         reply = None
+        cited = CitationStream(browser.source_at) if browser is not None else None
         for event in model.stream(messages, tools=toolbox.specs if toolbox else None, **options):
             if isinstance(event, Done):
                 reply = event.reply
+            elif isinstance(event, ContentDelta) and cited is not None:
+                printer.write(cited.feed(event.text)[0], "content")
             else:
                 printer.event(event)
         assert reply is not None
+        if cited is not None:
+            printer.write(cited.finish()[0], "content")
         messages.append(reply.message)
-        if not reply.tool_calls or (toolbox is None and python is None):
+        if not reply.tool_calls or (toolbox is None and python is None and browser is None):
             printer.end_turn(reply)
             return reply
         for call in reply.tool_calls:
+            if call.kind == "browser":
+                printer.tool_call(call.name, call.raw_arguments)
+                view = browser.call(call.name, call.raw_arguments) if browser else "The browser is not available here."
+                printer.page(view)
+                messages.append({"role": "tool", "name": call.name, "tool_call_id": call.id, "content": view})
+                continue
             if call.kind == "python":
                 printer.python_call(call.code or "")
                 result = python.run(call.code or "").text if python else "The python tool is not available here."
@@ -175,6 +207,19 @@ def _answer(
     return reply
 
 
+def _browser(args: argparse.Namespace) -> Browser | None:
+    """The browser `--builtin browser --search SOURCE` asks for, if it does."""
+    if "browser" not in args.builtin:
+        if args.search is not None:
+            raise InvalidRequestError("--search is where --builtin browser searches: add --builtin browser.")
+        return None
+    if args.search is None:
+        raise InvalidRequestError("--builtin browser needs --search: local:DIR (a folder of documents) or fixture.")
+    from gptoss_hub.tools.browser.sources import browser_for
+
+    return browser_for(args.search)
+
+
 def run_chat(args: argparse.Namespace, console: Console) -> int:
     """Run `gptoss-hub chat` with parsed arguments; returns the exit status."""
     from gptoss_hub.loading import load
@@ -183,6 +228,7 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
     if args.tools:
         functions.extend(DEMO_TOOLS[args.tools])
     toolbox = Toolbox(functions) if functions else None
+    browser = _browser(args)  # before loading: a wrong --search fails at once
     with console.status(f"Loading {args.model}…", spinner="dots"):
         model = load(args.model, backend=args.backend)
     console.print(f"{model.info.model} on {model.info.backend} ({model.info.device}, {model.info.dtype})", style="dim")
@@ -194,20 +240,24 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
         "instructions": args.system,
     }
     python = None
+    if browser is not None:
+        options["builtin_tools"] = ["browser"]
     if "python" in args.builtin:
         from gptoss_hub.tools.python import PythonSession
 
-        options["builtin_tools"] = ["python"]
+        options["builtin_tools"] = [*options.get("builtin_tools", ()), "python"]
         python = PythonSession()
     printer = _Printer(console, args.show_reasoning)
     messages: list[dict[str, Any]] = []
     with model, python or contextlib.nullcontext():
         if args.prompt is not None:
             messages.append({"role": "user", "content": args.prompt})
-            reply = _answer(model, messages, toolbox, printer, options, python)
+            reply = _answer(model, messages, toolbox, printer, options, python, browser)
             return 1 if reply.finish_reason == "error" else 0
         console.print(
-            "Interactive chat: /reset clears the history (and the python session), /exit or Ctrl-D quits.", style="dim"
+            "Interactive chat: /reset clears the history (and the python session and the browser's pages), "
+            "/exit or Ctrl-D quits.",
+            style="dim",
         )
         while True:
             try:
@@ -221,11 +271,13 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
                 messages.clear()
                 if python is not None:
                     python.restart()
+                if browser is not None:
+                    browser.reset()
                 continue
             if not line.strip():
                 continue
             messages.append({"role": "user", "content": line})
             try:
-                _answer(model, messages, toolbox, printer, options, python)
+                _answer(model, messages, toolbox, printer, options, python, browser)
             except GptOssHubError as exc:
                 console.print(f"error: {exc}", style="red", markup=False)

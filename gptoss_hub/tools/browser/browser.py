@@ -191,6 +191,11 @@ class Browser:
 
     # -- the stack ------------------------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Forget every page shown and fetched: the next call starts at cursor 0 (a new conversation)."""
+        self.stack.clear()
+        self._fetched.clear()
+
     def url_at(self, cursor: int) -> str | None:
         """The address of the page at `cursor` (what a citation `【cursor†...】` points to), if it has one."""
         if 0 <= cursor < len(self.stack):
