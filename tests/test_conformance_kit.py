@@ -154,3 +154,37 @@ def test_every_installed_backend_passes_and_the_readme_shows_its_matrix(tmp_path
         for backend, cell in cells.items():
             if backend in backends:
                 assert generated[check][backend] == cell, (check, backend)
+
+
+def test_the_matrix_shows_each_engines_dtype_and_reports_time_apart_from_outcomes():
+    records = [
+        {
+            "row": "a",
+            "check": "greedy_ids_match_reference",
+            "outcome": "pass",
+            "message": "",
+            "seconds": 2.5,
+            "dtype": "float32",
+        },
+        {
+            "row": "a",
+            "check": "max_tokens_gives_length",
+            "outcome": "fail",
+            "message": "no",
+            "seconds": 0.5,
+            "dtype": "float32",
+        },
+        {"row": "b", "check": "greedy_ids_match_reference", "outcome": "pass", "message": ""},  # an older record
+    ]
+    matrix = Matrix.from_results(records)
+    markdown = matrix.to_markdown()
+    assert "| *engine dtype* | float32 |  |" in markdown
+    assert "- `a`: 2 checks in 3.0 s; the longest, greedy ids match reference, 2.5 s" in markdown
+    assert matrix.failures == 1 and matrix.to_json()["dtypes"] == {"a": "float32"}
+
+
+def test_the_kit_runs_vllm_in_the_references_dtype():
+    from gptoss_hub.conformance.plugin import reference_options
+
+    assert reference_options("vllm", "tiny") == {"dtype": "float32"}
+    assert reference_options("transformers/cpu", "tiny") == {} and reference_options("vllm", "./mine") == {}

@@ -84,7 +84,8 @@ def add_chat_parser(subparsers: Any) -> None:
         "--search",
         default=None,
         metavar="SOURCE",
-        help="where --builtin browser searches: local:DIR (a folder of documents, offline) or fixture (a small test web)",
+        help="where --builtin browser searches: local:DIR (a folder of documents, offline), searxng:URL (a SearXNG "
+        "instance) or fixture (a small test web)",
     )
     parser.add_argument("--system", help="developer instructions for the model")
     parser.add_argument("--max-tokens", type=int, default=None)
@@ -214,7 +215,9 @@ def _browser(args: argparse.Namespace) -> Browser | None:
             raise InvalidRequestError("--search is where --builtin browser searches: add --builtin browser.")
         return None
     if args.search is None:
-        raise InvalidRequestError("--builtin browser needs --search: local:DIR (a folder of documents) or fixture.")
+        raise InvalidRequestError(
+            "--builtin browser needs --search: local:DIR (a folder of documents), searxng:URL or fixture."
+        )
     from gptoss_hub.tools.browser.sources import browser_for
 
     return browser_for(args.search)

@@ -2,7 +2,8 @@
 
 Input is what the kit's pytest plugin records for each check: its row (the backend), the check's name,
 "pass", "fail" or "skip", and for the last two the first line of the reason (for a token mismatch, the
-first differing token).
+first differing token); how long the check took, and the dtype the engine computed in. Time is reported
+beside the outcomes, never as one: it depends on the machine and on its load.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Matrix", "write_reports"]
 
@@ -41,13 +43,21 @@ class Matrix:
     """Outcomes by row (backend) and check; `cells[row][check] = (outcome, message)`."""
 
     cells: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    #: How long each check took, apart from whether it passed: `seconds[row][check]`.
+    seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The dtype each row's engine computed in, as it reports it.
+    dtypes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_results(cls, results: Sequence[dict[str, str]]) -> Matrix:
-        """From the plugin's records (`row`, `check`, `outcome`, `message`)."""
+    def from_results(cls, results: Sequence[dict[str, Any]]) -> Matrix:
+        """From the plugin's records (`row`, `check`, `outcome`, `message`, and `seconds`, `dtype` if known)."""
         matrix = cls()
         for record in results:
-            matrix.cells.setdefault(record["row"], {})[record["check"]] = (record["outcome"], record["message"])
+            row, check = record["row"], record["check"]
+            matrix.cells.setdefault(row, {})[check] = (record["outcome"], record["message"])
+            matrix.seconds.setdefault(row, {})[check] = float(record.get("seconds", 0.0))
+            if record.get("dtype"):
+                matrix.dtypes[row] = record["dtype"]
         return matrix
 
     @property
@@ -71,6 +81,8 @@ class Matrix:
                 for row, cells in self.cells.items()
             },
             "failures": self.failures,
+            "dtypes": self.dtypes,
+            "seconds": self.seconds,
         }
 
     def to_markdown(self) -> str:
@@ -80,6 +92,8 @@ class Matrix:
             "| check | " + " | ".join(f"`{row}`" for row in rows) + " |",
             "|---|" + "---|" * len(rows),
         ]
+        if self.dtypes:
+            lines.append("| *engine dtype* | " + " | ".join(self.dtypes.get(row, "") for row in rows) + " |")
         for check in checks:
             cells = [_SYMBOL.get(self.cells[row].get(check, ("", ""))[0], "not run") for row in rows]
             lines.append(f"| {check.replace('_', ' ')} | " + " | ".join(cells) + " |")
@@ -90,7 +104,17 @@ class Matrix:
             for outcome, message in [self.cells[row].get(check, ("", ""))]
             if outcome in ("fail", "skip") and message
         ]
-        return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+        times = [self._time_note(row) for row in rows if self.seconds.get(row)]
+        return "\n".join(lines + (["", *notes] if notes else []) + (["", *times] if times else [])) + "\n"
+
+    def _time_note(self, row: str) -> str:
+        """How long `row`'s checks took (time is reported apart from the outcomes: it depends on the machine)."""
+        seconds = self.seconds[row]
+        slowest = max(seconds, key=seconds.__getitem__)
+        return (
+            f"- `{row}`: {len(seconds)} checks in {sum(seconds.values()):.1f} s; the longest, "
+            f"{slowest.replace('_', ' ')}, {seconds[slowest]:.1f} s"
+        )
 
     def to_png(self, path: Path) -> None:
         """A heat-map: green pass, red fail, grey skip."""
@@ -116,7 +140,7 @@ class Matrix:
         plt.close(figure)
 
 
-def write_reports(results: Sequence[dict[str, str]], markdown_path: Path) -> Matrix:
+def write_reports(results: Sequence[dict[str, Any]], markdown_path: Path) -> Matrix:
     """Write `markdown_path` and, beside it, the same matrix as `.json` and `.png`; returns the matrix."""
     matrix = Matrix.from_results(results)
     markdown_path.write_text(matrix.to_markdown())

@@ -1,4 +1,5 @@
-"""Search sources by name, as the command line and the server take them: `local:DIR` or `fixture`."""
+"""Search sources by name, as the command line and the server take them: `local:DIR`, `searxng:URL` or
+`fixture`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ __all__ = ["SEARCH_SOURCES", "browser_for", "search_source"]
 #: What `search_source` understands.
 SEARCH_SOURCES = {
     "local:DIR": "the documents (HTML, Markdown, text) under DIR, indexed offline; opens those documents",
+    "searxng:URL": "the SearXNG instance at URL (its JSON API, no key); opens public pages over HTTP(S)",
     "fixture": "the small fixed web the tests and the tiny model use",
 }
 
@@ -26,6 +28,11 @@ def search_source(spec: str) -> tuple[SearchBackend, PageFetcher]:
         except BrowserBackendError as error:
             raise InvalidRequestError(f"--search {spec}: {error}.") from error
         return local, local
+    if kind == "searxng" and argument:
+        from gptoss_hub.tools.browser.fetch import HttpFetcher
+        from gptoss_hub.tools.browser.searxng import SearxngSearch
+
+        return SearxngSearch(argument), HttpFetcher()
     if spec == "fixture":
         from gptoss_hub.testing.web import fixture_web
 

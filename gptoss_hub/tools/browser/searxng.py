@@ -1,0 +1,78 @@
+"""`SearxngSearch`: search through a self-hosted SearXNG instance's JSON API, with no key and no outside service.
+
+The instance is the operator's choice (its address comes from the command line or the code, never from the
+model), so it may live on a private network. Its `format=json` answer lists results with `url`, `title` and
+`content` (the snippet); the instance must allow the JSON format (`search.formats` in its settings).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gptoss_hub.tools.browser.display import SearchResult
+from gptoss_hub.tools.browser.pages import BrowserBackendError
+
+__all__ = ["SearxngSearch"]
+
+#: Bytes of an instance's answer read at most.
+_MAX_ANSWER_BYTES = 2_000_000
+#: Characters of a snippet kept.
+_SNIPPET_CHARS = 300
+
+
+def _text(value: Any, limit: int) -> str:
+    return " ".join(str(value).split())[:limit] if isinstance(value, str) else ""
+
+
+class SearxngSearch:
+    """Searches the SearXNG instance at `url` (e.g. "http://searx.internal:8888"), waiting `timeout` seconds."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0, language: str | None = None):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.language = language
+
+    def search(self, query: str, topn: int) -> list[SearchResult]:
+        """Up to `topn` results for `query`, as the instance ranks them."""
+        import httpx
+
+        params = {"q": query, "format": "json"}
+        if self.language:
+            params["language"] = self.language
+        try:
+            with (
+                httpx.Client(timeout=self.timeout, trust_env=False) as client,
+                client.stream("GET", f"{self.url}/search", params=params) as response,
+            ):
+                if response.status_code != 200:
+                    hint = " (is format=json enabled in its settings?)" if response.status_code == 403 else ""
+                    raise BrowserBackendError(f"SearXNG answered HTTP {response.status_code}{hint}")
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_ANSWER_BYTES:
+                        raise BrowserBackendError(f"SearXNG's answer is larger than {_MAX_ANSWER_BYTES:,} bytes")
+        except httpx.TimeoutException as error:
+            raise BrowserBackendError(f"SearXNG did not answer within {self.timeout:g} s") from error
+        except httpx.HTTPError as error:
+            raise BrowserBackendError(f"cannot reach SearXNG at {self.url}: {error}") from error
+        try:
+            answer = json.loads(body)
+        except ValueError as error:
+            raise BrowserBackendError("SearXNG's answer is not JSON") from error
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list):
+            raise BrowserBackendError("SearXNG's answer has no list of results")
+        found: list[SearchResult] = []
+        for result in results:
+            if not isinstance(result, dict):
+                continue
+            url = result.get("url")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                continue  # a result the browser could not open
+            title = _text(result.get("title"), 200) or url
+            found.append(SearchResult(url, title, _text(result.get("content"), _SNIPPET_CHARS)))
+            if len(found) == topn:
+                break
+        return found
