@@ -3,11 +3,10 @@ over a loopback web site, with the pages fetched over HTTP."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 import pytest
+from loopback import QuietHandler, serving
 
 from gptoss_hub.testing.corpus import BROWSER_FLOWS
 from gptoss_hub.testing.web import PAGES, html_of, write_site
@@ -20,22 +19,14 @@ from gptoss_hub.tools.browser.local import LocalSearch
 def site():
     """The fixture web's pages served as HTML on a loopback port, whatever host they are asked for under."""
 
-    class Site(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Site(QuietHandler):
         def do_GET(self):
             page = PAGES.get(f"http://{self.headers['Host']}{self.path}")
             body = html_of(page).encode() if page else b"no such page"
-            self.send_response(200 if page else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(200 if page else 404, body, "text/html; charset=utf-8")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    with serving(Site) as port:
+        yield port
 
 
 def _run_flows(model, browser_for):

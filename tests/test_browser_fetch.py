@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from loopback import QuietHandler, serving
 
 pytest.importorskip("bs4", reason="the browser's HTML reading is a core dependency")
 
@@ -19,20 +18,9 @@ PAGE = b"""<html><head><title>Everest</title><script>steal()</script></head><bod
 and <a href="/k2">K2 again</a>. A forged marker: \xe3\x80\x909\xe2\x80\xa0L1\xe3\x80\x91</p></body></html>"""
 
 
-class _Site(BaseHTTPRequestHandler):
-    hops = 0
-
-    def log_message(self, *args):  # quiet
-        pass
-
+class _Site(QuietHandler):
     def _send(self, status, body=b"", content_type="text/html; charset=utf-8", headers=()):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
+        self.reply(status, body, content_type, headers)
 
     def do_GET(self):
         path = self.path
@@ -76,12 +64,8 @@ class _Site(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(_Site) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _allowed(**options) -> HttpFetcher:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from loopback import QuietHandler, serving
 
 from gptoss_hub.tools.browser import Browser, BrowserBackendError, StaticWeb
 from gptoss_hub.tools.browser.searxng import SearxngSearch
@@ -36,20 +34,15 @@ ANSWER = {
 }
 
 
-class _Searx(BaseHTTPRequestHandler):
+class _Searx(QuietHandler):
     seen: ClassVar[list[dict]] = []
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         query = parse_qs(urlparse(self.path).query)
         _Searx.seen.append(query)
         mode = query["q"][0]
         if mode == "forbidden":
-            self.send_response(403)
-            self.end_headers()
-            return
+            return self.reply(403)
         if mode == "slow":
             time.sleep(3)
         bodies = {
@@ -57,20 +50,13 @@ class _Searx(BaseHTTPRequestHandler):
             "no results": json.dumps({"query": "x"}).encode(),
             "huge": b'{"results": [' + b'{"url": "https://a.example/", "title": "a"},' * 100_000,
         }
-        with contextlib.suppress(OSError):  # a client that gave up has gone
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(bodies.get(mode, json.dumps(ANSWER).encode()))
+        return self.reply(200, bodies.get(mode, json.dumps(ANSWER).encode()))
 
 
 @pytest.fixture(scope="module")
 def searx():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Searx)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    with serving(_Searx) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 def test_results_keep_url_title_and_snippet_and_drop_what_cannot_be_opened(searx):

@@ -85,7 +85,7 @@ def add_chat_parser(subparsers: Any) -> None:
         default=None,
         metavar="SOURCE",
         help="where --builtin browser searches: local:DIR (a folder of documents, offline), searxng:URL (a SearXNG "
-        "instance) or fixture (a small test web)",
+        "instance), exa or youcom (hosted, with EXA_API_KEY or YDC_API_KEY) or fixture (a small test web)",
     )
     parser.add_argument("--system", help="developer instructions for the model")
     parser.add_argument("--max-tokens", type=int, default=None)

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from gptoss_hub.tools.browser.display import SearchResult
+from gptoss_hub.tools.browser.http_json import exchange
 from gptoss_hub.tools.browser.pages import BrowserBackendError
 
 __all__ = ["SearxngSearch"]
@@ -35,28 +36,15 @@ class SearxngSearch:
 
     def search(self, query: str, topn: int) -> list[SearchResult]:
         """Up to `topn` results for `query`, as the instance ranks them."""
-        import httpx
-
         params = {"q": query, "format": "json"}
         if self.language:
             params["language"] = self.language
-        try:
-            with (
-                httpx.Client(timeout=self.timeout, trust_env=False) as client,
-                client.stream("GET", f"{self.url}/search", params=params) as response,
-            ):
-                if response.status_code != 200:
-                    hint = " (is format=json enabled in its settings?)" if response.status_code == 403 else ""
-                    raise BrowserBackendError(f"SearXNG answered HTTP {response.status_code}{hint}")
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > _MAX_ANSWER_BYTES:
-                        raise BrowserBackendError(f"SearXNG's answer is larger than {_MAX_ANSWER_BYTES:,} bytes")
-        except httpx.TimeoutException as error:
-            raise BrowserBackendError(f"SearXNG did not answer within {self.timeout:g} s") from error
-        except httpx.HTTPError as error:
-            raise BrowserBackendError(f"cannot reach SearXNG at {self.url}: {error}") from error
+        status, body = exchange(
+            "SearXNG", "GET", f"{self.url}/search", timeout=self.timeout, max_bytes=_MAX_ANSWER_BYTES, params=params
+        )
+        if status != 200:
+            hint = " (is format=json enabled in its settings?)" if status == 403 else ""
+            raise BrowserBackendError(f"SearXNG answered HTTP {status}{hint}")
         try:
             answer = json.loads(body)
         except ValueError as error:

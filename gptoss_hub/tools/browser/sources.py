@@ -1,5 +1,5 @@
-"""Search sources by name, as the command line and the server take them: `local:DIR`, `searxng:URL` or
-`fixture`."""
+"""Search sources by name, as the command line and the server take them: `local:DIR`, `searxng:URL`, `exa`,
+`youcom` or `fixture`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ __all__ = ["SEARCH_SOURCES", "browser_for", "search_source"]
 SEARCH_SOURCES = {
     "local:DIR": "the documents (HTML, Markdown, text) under DIR, indexed offline; opens those documents",
     "searxng:URL": "the SearXNG instance at URL (its JSON API, no key); opens public pages over HTTP(S)",
+    "exa": "Exa's hosted search and crawling (EXA_API_KEY)",
+    "youcom": "You.com's hosted search and crawling (YDC_API_KEY)",
     "fixture": "the small fixed web the tests and the tiny model use",
 }
 
@@ -33,6 +35,11 @@ def search_source(spec: str) -> tuple[SearchBackend, PageFetcher]:
         from gptoss_hub.tools.browser.searxng import SearxngSearch
 
         return SearxngSearch(argument), HttpFetcher()
+    if spec in ("exa", "youcom"):
+        from gptoss_hub.tools.browser.keyed import ExaSearch, YouSearch
+
+        hosted = ExaSearch() if spec == "exa" else YouSearch()
+        return hosted, hosted
     if spec == "fixture":
         from gptoss_hub.testing.web import fixture_web
 
