@@ -16,7 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     from gptoss_hub.dispatch import Candidate, Preferences
     from gptoss_hub.hardware import HardwareReport
-    from gptoss_hub.plugins import BackendRegistry
+    from gptoss_hub.plugins import BackendRegistry, SearchSourceRegistry
     from gptoss_hub.sources import ModelSpec
 
 hookspec = pluggy.HookspecMarker("gptoss_hub")
@@ -49,4 +49,17 @@ def gptoss_hub_rank_candidate(
     :param preferences: what the caller asked for (`serving`, `context_tokens`, …).
     :return: `None` for no opinion, an `int` added to the candidate's rank, or a `str`: a reason that
         vetoes the candidate, shown to the user like any other rejection.
+    """
+
+
+@hookspec
+def gptoss_hub_register_search_sources(registry: SearchSourceRegistry) -> None:
+    """Register search sources for the builtin browser (`--search NAME` or `--search NAME:ARGUMENT`).
+
+    Called once per process, the first time a search source is named.
+
+    :param registry: call `registry.add(name, open_source, description)` for each source the plugin
+        provides: `open_source(argument)` gets what follows `NAME:` (an empty string when nothing does) and
+        returns a `(search backend, page fetcher)` pair (`gptoss_hub.tools.browser.pages`). A name taken
+        already raises `PluginError` naming both plugins.
     """

@@ -11,6 +11,7 @@ import importlib.metadata
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +26,11 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "BackendRegistry",
     "PluginFailure",
+    "SearchSourceRegistry",
     "backend_registry",
     "hookimpl",
     "plugin_errors",
+    "search_sources",
 ]
 
 ENTRY_POINT_GROUP = "gptoss_hub"
@@ -100,6 +103,47 @@ class BackendRegistry:
         return self._owners[name]
 
 
+#: Opens a search source from what follows its name in `--search NAME:ARGUMENT`: (search backend, fetcher).
+OpenSource = Callable[[str], tuple[Any, Any]]
+
+
+class SearchSourceRegistry:
+    """The browser's search sources by name: the hub's own and those plugins registered."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, tuple[OpenSource, str, str]] = {}
+        self._current_plugin = "<hub>"
+
+    def add(self, name: str, open_source: OpenSource, description: str) -> None:
+        """Register `open_source` as `name` (letters, digits, '-' and '_'; unique across plugins)."""
+        if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+            raise PluginError(f"Plugin {self._current_plugin!r} registered a search source named {name!r}.")
+        if not callable(open_source):
+            raise PluginError(f"Plugin {self._current_plugin!r} registered search source {name!r} without a callable.")
+        if name in self._sources:
+            raise PluginError(
+                f"Plugin {self._current_plugin!r} registered search source {name!r}, already registered by "
+                f"{self._sources[name][2]!r}."
+            )
+        self._sources[name] = (open_source, description, self._current_plugin)
+
+    def names(self) -> list[str]:
+        """Registered source names, in registration order (the hub's first)."""
+        return list(self._sources)
+
+    def describe(self) -> dict[str, str]:
+        """Each source's name and what it is."""
+        return {name: description for name, (_, description, _) in self._sources.items()}
+
+    def open(self, name: str, argument: str) -> tuple[Any, Any]:
+        """The (search backend, fetcher) of source `name`; raises `KeyError` for an unknown name."""
+        return self._sources[name][0](argument)
+
+    def owner(self, name: str) -> str:
+        """The plugin that registered source `name` ("<hub>" for the hub's own)."""
+        return self._sources[name][2]
+
+
 class _Plugins:
     """The lazily built plugin manager, registry and failures."""
 
@@ -108,6 +152,7 @@ class _Plugins:
         self.registry: BackendRegistry | None = None
         self.manager: pluggy.PluginManager | None = None
         self.failures: list[PluginFailure] = []
+        self.search_sources: SearchSourceRegistry | None = None
 
     def load(self) -> BackendRegistry:
         with self.lock:
@@ -150,9 +195,27 @@ class _Plugins:
         self.manager = manager
         return registry
 
+    def load_search_sources(self) -> SearchSourceRegistry:
+        self.load()
+        with self.lock:
+            if self.search_sources is None:
+                from gptoss_hub.tools.browser.sources import register_builtin_sources
+
+                sources = SearchSourceRegistry()
+                register_builtin_sources(sources)
+                assert self.manager is not None
+                for implementation in self.manager.hook.gptoss_hub_register_search_sources.get_hookimpls():
+                    sources._current_plugin = implementation.plugin_name
+                    try:
+                        implementation.function(registry=sources)
+                    except Exception as exc:  # one broken plugin hides no other source
+                        self._fail(implementation.plugin_name, "register", exc)
+                self.search_sources = sources
+            return self.search_sources
+
 
 #: The hooks a plugin may implement (`gptoss_hub.hookspecs`).
-_HOOK_NAMES = ("gptoss_hub_register_backends", "gptoss_hub_rank_candidate")
+_HOOK_NAMES = ("gptoss_hub_register_backends", "gptoss_hub_rank_candidate", "gptoss_hub_register_search_sources")
 
 
 def _check_hook_names(plugin: object) -> None:
@@ -212,6 +275,11 @@ def rank_opinions(**kwargs: Any) -> list[tuple[str, int | str]]:
         if answer is not None:
             opinions.append((implementation.plugin_name, answer))
     return opinions
+
+
+def search_sources() -> SearchSourceRegistry:
+    """Every search source for the builtin browser; plugins are loaded on the first call."""
+    return _PLUGINS.load_search_sources()
 
 
 def plugin_errors() -> list[PluginFailure]:

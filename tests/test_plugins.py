@@ -149,7 +149,7 @@ def _import_a_missing_module():
             _Misspelled,
             "import",
             "gptoss_hub_register_backend matches no hook; the hooks are gptoss_hub_register_backends, "
-            "gptoss_hub_rank_candidate",
+            "gptoss_hub_rank_candidate, gptoss_hub_register_search_sources",
         ),
         (_Unmarked, "import", "gptoss_hub_register_backends lacks @gptoss_hub.hookimpl, so it would never be called"),
         (_Empty, "register", "its gptoss_hub_register_backends hook registered no backend"),
@@ -205,3 +205,43 @@ def test_a_remote_model_refuses_a_device_or_a_context_it_would_ignore():
     for asked in ({"device": "cuda"}, {"max_context": 4096}):
         with pytest.raises(InvalidRequestError, match="does not apply to a model on a remote server"):
             OpenAIBackend().load(LoadRequest.of(spec, report, **asked))
+
+
+class _SearchPlugin:
+    """Registers one search source, and tries to take a name the hub already has."""
+
+    @plugins.hookimpl
+    def gptoss_hub_register_search_sources(self, registry):
+        from gptoss_hub.testing.web import fixture_web
+
+        def open_source(argument):
+            web = fixture_web()
+            web.searches = {argument or "q": web.searches["boiling point of water"]}
+            return web, web
+
+        registry.add("intranet", open_source, "intranet:QUERY, a test source")
+        registry.add("local", open_source, "a second local")  # taken: this plugin fails, the others stay
+
+
+class _BrokenSearchPlugin:
+    @plugins.hookimpl
+    def gptoss_hub_register_search_sources(self, registry):
+        raise RuntimeError("no configuration")
+
+
+def test_plugins_add_search_sources_and_a_broken_one_hides_no_other(fresh_plugins, monkeypatch):
+    from gptoss_hub.tools.browser.sources import browser_for
+
+    _with_extra_entry_points(
+        monkeypatch, [_EP("intranet_search", _SearchPlugin), _EP("broken_search", _BrokenSearchPlugin)]
+    )
+    sources = plugins.search_sources()
+    assert sources.names()[:5] == ["local", "searxng", "exa", "youcom", "fixture"]
+    assert sources.owner("intranet") == "intranet_search" and sources.owner("local") == "<hub>"
+    browser = browser_for("intranet:water")
+    assert browser.call("browser.search", {"query": "water"}).startswith("[0] water")
+    failures = {f.plugin: f for f in plugins.plugin_errors()}
+    assert "already registered by '<hub>'" in failures["intranet_search"].error
+    assert failures["broken_search"].stage == "register" and "no configuration" in failures["broken_search"].error
+    with pytest.raises(InvalidRequestError, match="Unknown search source 'nowhere'; use one of: local:DIR"):
+        browser_for("nowhere")
