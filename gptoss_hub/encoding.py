@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from openai_harmony import HarmonyEncoding
 
 __all__ = [
+    "FIRST_SPECIAL_ID",
     "O200K_BASE_SHA256",
     "VOCAB_SIZE",
     "ensure_encodings_base",
@@ -34,6 +35,8 @@ __all__ = [
 O200K_BASE_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 #: Rows of gpt-oss's embedding and output layers: o200k_base plus harmony's special and reserved ids.
 VOCAB_SIZE = 201_088
+#: The first of harmony's special and reserved ids (`<|startoftext|>`): every id from here up is one.
+FIRST_SPECIAL_ID = 199_998
 
 _FILE_NAME = "o200k_base.tiktoken"
 

@@ -135,6 +135,20 @@ def test_json_schema_constrains_the_output():
     assert value["city"] in ("Tokyo", "Paris") and isinstance(value["days"], int) and set(value) == {"city", "days"}
 
 
+def test_control_tokens_never_fill_a_json_string(llamacpp_model):
+    """llama.cpp's grammar matches a token by its text, and "<|end|>" is text a JSON string may hold: under a
+    schema no harmony control token is sampled, or the reply would end inside the JSON."""
+    from gptoss_hub.encoding import FIRST_SPECIAL_ID
+
+    engine = llamacpp_model._engine
+    schema = {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}
+    for question in ("Say hello.", "How many r's are in strawberry?", "What is 2 + 2?"):
+        prompt = llamacpp_model.prompt_ids([{"role": "user", "content": question}])
+        request = GenerationRequest(prompt_ids=prompt, temperature=1.0, seed=7, json_schema=schema, max_tokens=48)
+        ids = [t for chunk in engine.generate(request) for t in chunk.token_ids]
+        assert all(token < FIRST_SPECIAL_ID for token in ids[:-1]), ids
+
+
 def test_concurrent_callers_are_served_one_at_a_time(llamacpp_model):
     prompts = [
         llamacpp_model.prompt_ids([{"role": "user", "content": q}])

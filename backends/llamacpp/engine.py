@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from gptoss_hub.encoding import FIRST_SPECIAL_ID
 from gptoss_hub.engine import (
     Capabilities,
     Engine,
@@ -148,6 +149,8 @@ class LlamaCppEngine(Engine):
             details={"gguf": str(path), **{k: v for k, v in settings.items() if k != "verbose"}, "n_ctx": n_ctx},
         )
         self.last_prompt: PromptStats | None = None
+        #: Control-token ids kept out of schema-constrained output (see `_text_only`), found on first use.
+        self._special_ids: Any = None
         # One context, one sequence: llama.cpp's state is not re-entrant.
         self._lock = threading.Lock()
         # Count the ids handed to llama.cpp for evaluation: `Llama.generate` evaluates through `eval`.
@@ -199,6 +202,7 @@ class LlamaCppEngine(Engine):
                 typical_p=1.0,
                 repeat_penalty=1.0,
                 grammar=grammar,
+                logits_processor=self._text_only() if grammar is not None else None,
             )
             produced = 0
             try:
@@ -216,6 +220,34 @@ class LlamaCppEngine(Engine):
                         return
             finally:
                 tokens.close()
+
+    def _text_only(self) -> Any:
+        """A logits processor that keeps harmony's control tokens out of schema-constrained output.
+
+        llama.cpp's grammar matches a token by its text, and `<|end|>` spells characters a JSON string may
+        hold; sampled there, it ends the reply inside the arguments. The ids llama.cpp treats as the end of
+        generation stay: the grammar itself allows them only once the JSON is complete.
+        """
+        import llama_cpp
+        import numpy
+
+        if self._special_ids is None:
+            assert self._llama is not None
+            vocab = self._llama._model.vocab
+            self._special_ids = numpy.array(
+                [
+                    token
+                    for token in range(FIRST_SPECIAL_ID, self._llama.n_vocab())
+                    if not llama_cpp.llama_vocab_is_eog(vocab, token)
+                ]
+            )
+        banned = self._special_ids
+
+        def text_only(_: Any, scores: Any) -> Any:
+            scores[banned] = -numpy.inf
+            return scores
+
+        return llama_cpp.LogitsProcessorList([text_only])
 
     def _record_prompt(self, request: GenerationRequest, reusable: int) -> None:
         # Called at the first sampled token, when only the prompt has been evaluated.
