@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from gptoss_hub.builtin_tools import PYTHON, builtin_tool_of
-from gptoss_hub.encoding import harmony_encoding
+from gptoss_hub.encoding import FIRST_SPECIAL_ID, harmony_encoding
 from gptoss_hub.events import (
     ContentDelta,
     Done,
@@ -40,8 +40,6 @@ __all__ = ["CONVERSATION_RECIPIENTS", "FUNCTION_PREFIX", "ReplyParser", "parse",
 FUNCTION_PREFIX = "functions."
 #: Recipients that address the conversation, not a tool.
 CONVERSATION_RECIPIENTS = ("assistant", "user", "all")
-#: Ids from here up are harmony's special and reserved tokens; only they change the parser's state.
-_FIRST_SPECIAL_ID = 199_998
 #: Longest message header accepted, in tokens. Real headers ("assistant to=functions.NAME<|channel|>commentary
 #: <|constrain|>json") take a few dozen; a model emitting text with no `<|message|>` would otherwise keep
 #: the harmony parser re-reading an ever longer header, at a cost that grows with its square.
@@ -179,7 +177,7 @@ class ReplyParser:
         except Exception as exc:  # openai-harmony raises HarmonyError (a plain Exception subclass)
             self._fail("unexpected_token", f"{self._describe(token_id, 'valid harmony')}: {exc}", events)
             return events
-        if token_id >= _FIRST_SPECIAL_ID:
+        if token_id >= FIRST_SPECIAL_ID:  # only harmony's special tokens change the parser's state
             self._state, self._channel = self._parser.state.name, self._parser.current_channel
             self._header_tokens = 0
             if state == "CONTENT" and self._state != "CONTENT" and self._open_call is not None:

@@ -31,7 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gptoss_hub.encoding import VOCAB_SIZE, ensure_encodings_base, harmony_encoding
+from gptoss_hub.encoding import FIRST_SPECIAL_ID, VOCAB_SIZE, ensure_encodings_base, harmony_encoding
 from gptoss_hub.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -63,9 +63,6 @@ O200K_PATTERN = "|".join(
         r"""\s+""",
     ]
 )
-#: First id after o200k_base's BPE ranks: `<|startoftext|>`. Every id from here to `VOCAB_SIZE - 1` is a
-#: harmony special or reserved token.
-FIRST_SPECIAL_ID = 199_998
 #: The special tokens the published gpt-oss `tokenizer_config.json` assigns.
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|return|>"

@@ -29,6 +29,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gptoss_hub.encoding import FIRST_SPECIAL_ID
 from gptoss_hub.testing.config import START_ID, tiny_config
 from gptoss_hub.testing.corpus import CorpusExample
 
@@ -45,8 +46,6 @@ _NOISY_COPIES = 3
 #: The share of context ids swapped, in spans of 1 to `_NOISE_SPAN` ids.
 _NOISE_RATE = 0.15
 _NOISE_SPAN = 5
-#: Ids from here up are harmony's special tokens, which structure the prompt and are never swapped.
-_FIRST_SPECIAL = 199_998
 #: How many length groups a batch runs as (see the module docstring).
 _LENGTH_GROUPS = 3
 #: Gradient norm clip. Without it the first phase ends at a higher loss and the model generalises worse:
@@ -195,7 +194,7 @@ def _noisy(compact: CompactModel, examples: Sequence[CorpusExample], inputs, gen
     context = torch.zeros_like(inputs, dtype=torch.bool)
     for n, example in enumerate(examples):
         limit = _context_length(example.prompt_ids)
-        context[n, :limit] = torch.tensor([i < _FIRST_SPECIAL for i in example.prompt_ids[:limit]])
+        context[n, :limit] = torch.tensor([i < FIRST_SPECIAL_ID for i in example.prompt_ids[:limit]])
     # Spans of every length from 1 to _NOISE_SPAN start equally often; together they cover _NOISE_RATE.
     start_rate = _NOISE_RATE / sum(range(1, _NOISE_SPAN + 1))
     noise = torch.zeros_like(context)
