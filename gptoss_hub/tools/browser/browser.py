@@ -9,12 +9,11 @@ of the new page, or a sentence saying what was wrong with the call (a usage erro
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from gptoss_hub.tools.browser.display import page_view, wrap_lines
+from gptoss_hub.tools.browser.display import page_view, strip_links, wrap_lines
 from gptoss_hub.tools.browser.pages import BrowserBackendError, Page, PageFetcher, SearchBackend, search_page
 
 __all__ = ["MAX_PAGES", "MAX_PATTERN_CHARS", "MAX_QUERY_CHARS", "Browser"]
@@ -29,11 +28,6 @@ MAX_PAGES = 256
 _FIND_MATCHES, _FIND_LINES = 50, 4
 #: Characters of an address or error message quoted back to the model.
 _QUOTED_CHARS = 1024
-
-_LINK = re.compile(r"【\d+†(?P<content>[^†】]+)(?:†[^†】]+)?】")
-# A marker cut by line wrapping: its end at the start of a line, or its start at the end of one.
-_PARTIAL_START = re.compile(r"^[^【】]*】")
-_PARTIAL_END = re.compile(r"【\d*(?:†(?P<content>[^†】]*)(?:†[^†】]*)?)?$")
 
 #: Each function's arguments and their types (the harmony tool description's, in Python).
 _SIGNATURES: dict[str, dict[str, tuple[type, ...]]] = {
@@ -56,13 +50,6 @@ class _UsageError(Exception):
 
 def _quoted(text: str) -> str:
     return text if len(text) <= _QUOTED_CHARS else text[: _QUOTED_CHARS - 3] + "..."
-
-
-def _strip_links(text: str) -> str:
-    """`text` with every link marker replaced by its text (what `find` matches against)."""
-    text = _PARTIAL_START.sub("", text)
-    text = _PARTIAL_END.sub(lambda match: match.group("content") or "", text)
-    return _LINK.sub(lambda match: match.group("content"), text)
 
 
 class Browser:
@@ -165,7 +152,7 @@ class Browser:
         if page.kind == "find":
             raise _UsageError("Cannot run `find` on search results page or find results page")
         pattern = pattern.lower()
-        lines = _strip_links("\n".join(wrap_lines(page.text))).split("\n")
+        lines = strip_links("\n".join(wrap_lines(page.text))).split("\n")
         chunks: list[str] = []
         match_lines: dict[int, int] = {}
         index = 0

@@ -9,20 +9,17 @@ pieces, holding back what may be the start of a marker so a reader never sees ha
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from urllib.parse import urlparse
 
 from gptoss_hub.reply import Citation
+from gptoss_hub.tools.browser.display import MARKER, PARTIAL_MARKER_AT_END
 
 __all__ = ["CitationStream", "Source", "cite"]
 
 #: A cited page: (address, title), or `None` when the cursor names no page with an address.
 Source = Callable[[int], "tuple[str, str] | None"]
 
-_MARKER = re.compile(r"【(?P<cursor>\d+)†(?P<lines>[^†】]+)(?:†[^†】]+)?】")
-# What may still grow into a marker at the end of the text seen so far.
-_PARTIAL_AT_END = re.compile(r"【\d*(?:†[^†】]*(?:†[^†】]*)?)?$")
 #: Characters held back at most: a "marker" longer than this is text, and is shown.
 _LONGEST_MARKER = 256
 
@@ -38,11 +35,11 @@ def cite(text: str, source: Source, offset: int = 0) -> tuple[str, list[Citation
     citations: list[Citation] = []
     length = offset
     last = 0
-    for match in _MARKER.finditer(text):
+    for match in MARKER.finditer(text):
         pieces.append(text[last : match.start()])
         length += match.start() - last
         last = match.end()
-        found = source(int(match.group("cursor")))
+        found = source(int(match.group("number")))
         if found is None:
             pieces.append(match.group(0))
             length += len(match.group(0))
@@ -68,7 +65,7 @@ class CitationStream:
     def feed(self, delta: str) -> tuple[str, list[Citation]]:
         """The text that can be shown after `delta`, and its citations."""
         self._pending += delta
-        partial = _PARTIAL_AT_END.search(self._pending)
+        partial = PARTIAL_MARKER_AT_END.search(self._pending)
         cut = len(self._pending)
         if partial and len(self._pending) - partial.start() <= _LONGEST_MARKER:
             cut = partial.start()

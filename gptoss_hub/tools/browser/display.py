@@ -11,12 +11,15 @@ of search results lists each result as a link followed by its snippet.
 from __future__ import annotations
 
 import itertools
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
 __all__ = [
+    "MARKER",
+    "PARTIAL_MARKER_AT_END",
     "URL_CHARS_SHOWN",
     "VIEW_TOKENS",
     "WRAP_WIDTH",
@@ -25,6 +28,7 @@ __all__ = [
     "page_text",
     "page_view",
     "search_results_text",
+    "strip_links",
     "view_end",
     "wrap_lines",
 ]
@@ -36,6 +40,13 @@ WRAP_WIDTH = 80
 VIEW_TOKENS = 1024
 #: A URL in a view's header is cut to this many characters.
 URL_CHARS_SHOWN = 1024
+#: A marker: a link in a page, `【id†text】` or `【id†text†domain】`, or a citation the model writes,
+#: `【cursor†Lx-Ly】` (`number` is the link id or the cursor, `content` the text or the lines).
+MARKER = re.compile(r"【(?P<number>\d+)†(?P<content>[^†】]+)(?:†[^†】]+)?】")
+#: What may still grow into a marker at the end of the text seen so far.
+PARTIAL_MARKER_AT_END = re.compile(r"【\d*(?:†(?P<content>[^†】]*)(?:†[^†】]*)?)?$")
+# The end of a marker cut by line wrapping, at the start of the text.
+_PARTIAL_MARKER_AT_START = re.compile(r"^[^【】]*】")
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,13 @@ def view_end(lines: Sequence[str], loc: int, num_lines: int = -1, view_tokens: i
             if len(tokens) > view_tokens:
                 num_lines = harmony_encoding().decode(tokens[:view_tokens]).count("\n") + 1
     return min(loc + num_lines, len(lines))
+
+
+def strip_links(text: str) -> str:
+    """`text` with every link marker replaced by its text, a marker cut off at either end included."""
+    text = _PARTIAL_MARKER_AT_START.sub("", text)
+    text = PARTIAL_MARKER_AT_END.sub(lambda match: match.group("content") or "", text)
+    return MARKER.sub(lambda match: match.group("content"), text)
 
 
 def page_text(url: str, body: str) -> str:

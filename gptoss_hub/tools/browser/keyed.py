@@ -16,20 +16,13 @@ from typing import Any
 from gptoss_hub.errors import InvalidRequestError
 from gptoss_hub.tools.browser.display import SearchResult
 from gptoss_hub.tools.browser.html import html_to_page
-from gptoss_hub.tools.browser.http_json import exchange
+from gptoss_hub.tools.browser.http_json import TITLE_CHARS, exchange, provider_results, provider_text
 from gptoss_hub.tools.browser.pages import BrowserBackendError, Page
 
 __all__ = ["ExaSearch", "YouSearch"]
 
 _MAX_ANSWER_BYTES = 5_000_000
-_SNIPPET_CHARS = 300
 _USER_AGENT = "gptoss-hub-browser/1"
-
-
-def _text(value: Any, limit: int = _SNIPPET_CHARS) -> str:
-    if isinstance(value, list):  # You.com's snippets
-        value = " ".join(str(item) for item in value)
-    return " ".join(value.split())[:limit] if isinstance(value, str) else ""
 
 
 class _KeyedApi:
@@ -58,15 +51,6 @@ class _KeyedApi:
             raise BrowserBackendError(f"{self.name}'s answer is not JSON") from error
 
 
-def _results(items: Any, snippet_key: str) -> list[SearchResult]:
-    found = []
-    for item in items if isinstance(items, list) else ():
-        url = item.get("url") if isinstance(item, dict) else None
-        if isinstance(url, str) and url.startswith(("http://", "https://")):
-            found.append(SearchResult(url, _text(item.get("title"), 200) or url, _text(item.get(snippet_key))))
-    return found
-
-
 class ExaSearch(_KeyedApi):
     """Exa's search (`POST /search`, its summaries as snippets) and contents (`POST /contents`) APIs."""
 
@@ -82,14 +66,16 @@ class ExaSearch(_KeyedApi):
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
             raise BrowserBackendError("Exa's answer has no list of results")
-        return _results(answer["results"], "summary")[:topn]
+        return provider_results(answer["results"], "summary")[:topn]
 
     def fetch(self, url: str) -> Page:
         answer = self._request("POST", "/contents", json={"urls": [url], "text": {"includeHtmlTags": True}})
         results = answer.get("results") if isinstance(answer, dict) else None
         if not results or not isinstance(results[0], dict):
             raise BrowserBackendError(f"No contents returned for {url}")
-        return html_to_page(str(results[0].get("text") or ""), url, _text(results[0].get("title"), 200) or None)
+        return html_to_page(
+            str(results[0].get("text") or ""), url, provider_text(results[0].get("title"), TITLE_CHARS) or None
+        )
 
 
 class YouSearch(_KeyedApi):
@@ -108,7 +94,7 @@ class YouSearch(_KeyedApi):
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, dict):
             raise BrowserBackendError("You.com's answer has no results")
-        found = _results(results.get("web"), "snippets") + _results(results.get("news"), "description")
+        found = provider_results(results.get("web"), "snippets") + provider_results(results.get("news"), "description")
         return found[:topn]
 
     def fetch(self, url: str) -> Page:
@@ -118,4 +104,4 @@ class YouSearch(_KeyedApi):
         html = answer[0].get("html")
         if not isinstance(html, str) or not html:
             raise BrowserBackendError(f"No HTML returned for {url}")
-        return html_to_page(html, url, _text(answer[0].get("title"), 200) or None)
+        return html_to_page(html, url, provider_text(answer[0].get("title"), TITLE_CHARS) or None)

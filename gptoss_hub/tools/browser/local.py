@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urljoin
 
-from gptoss_hub.tools.browser.display import SearchResult, page_text
+from gptoss_hub.tools.browser.display import MARKER, SearchResult, page_text
 from gptoss_hub.tools.browser.pages import BrowserBackendError, Page
 
 __all__ = ["DOCUMENT_SUFFIXES", "IndexUpdate", "LocalSearch"]
@@ -139,7 +139,7 @@ def _fts_query(query: str) -> str:
 
 def _plain(text: str) -> str:
     """Page text for the index: link markers reduced to their text, no `URL:` line."""
-    text = re.sub(r"【\d+†([^†】]+)(?:†[^†】]+)?】", r"\1", text)
+    text = MARKER.sub(lambda match: match.group("content"), text)
     return re.sub(r"^\nURL: [^\n]*\n", "", text)
 
 

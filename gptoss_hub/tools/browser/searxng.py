@@ -8,22 +8,15 @@ model), so it may live on a private network. Its `format=json` answer lists resu
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from gptoss_hub.tools.browser.display import SearchResult
-from gptoss_hub.tools.browser.http_json import exchange
+from gptoss_hub.tools.browser.http_json import exchange, provider_results
 from gptoss_hub.tools.browser.pages import BrowserBackendError
 
 __all__ = ["SearxngSearch"]
 
 #: Bytes of an instance's answer read at most.
 _MAX_ANSWER_BYTES = 2_000_000
-#: Characters of a snippet kept.
-_SNIPPET_CHARS = 300
-
-
-def _text(value: Any, limit: int) -> str:
-    return " ".join(str(value).split())[:limit] if isinstance(value, str) else ""
 
 
 class SearxngSearch:
@@ -52,15 +45,4 @@ class SearxngSearch:
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list):
             raise BrowserBackendError("SearXNG's answer has no list of results")
-        found: list[SearchResult] = []
-        for result in results:
-            if not isinstance(result, dict):
-                continue
-            url = result.get("url")
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                continue  # a result the browser could not open
-            title = _text(result.get("title"), 200) or url
-            found.append(SearchResult(url, title, _text(result.get("content"), _SNIPPET_CHARS)))
-            if len(found) == topn:
-                break
-        return found
+        return provider_results(results, "content")[:topn]
