@@ -232,7 +232,7 @@ def _browser_answer(browser: Browser | None, call: ToolCall) -> dict[str, Any]:
         text = "The browser tool is not available in this conversation; answer without it."
     else:
         text = browser.call(call.name, call.raw_arguments)
-    return {"role": "tool", "name": call.name, "tool_call_id": call.id, "content": text}
+    return call.result_message(text)
 
 
 class _PythonCalls:
@@ -252,7 +252,7 @@ class _PythonCalls:
 
                 self.session, self.owned = PythonSession(), True
             text = self.session.run(call.code or "").text
-        return {"role": "tool", "name": "python", "tool_call_id": call.id, "content": text}
+        return call.result_message(text)
 
     def close(self) -> None:
         if self.owned and self.session is not None:

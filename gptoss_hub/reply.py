@@ -35,6 +35,10 @@ class ToolCall(BaseModel):
         """The code of a python call, verbatim; `None` for a function call."""
         return self.raw_arguments if self.kind == "python" else None
 
+    def result_message(self, content: str) -> dict[str, Any]:
+        """The tool message that answers this call with `content`, ready to append to the conversation."""
+        return {"role": "tool", "tool_call_id": self.id, "name": self.name, "content": content}
+
     def to_openai(self) -> dict[str, Any]:
         """The call as an OpenAI Chat Completions `tool_calls` entry."""
         return {

@@ -190,12 +190,12 @@ def _answer(
                 printer.tool_call(call.name, call.raw_arguments)
                 view = browser.call(call.name, call.raw_arguments) if browser else "The browser is not available here."
                 printer.page(view)
-                messages.append({"role": "tool", "name": call.name, "tool_call_id": call.id, "content": view})
+                messages.append(call.result_message(view))
                 continue
             if call.kind == "python":
                 printer.python_call(call.code or "")
                 result = python.run(call.code or "").text if python else "The python tool is not available here."
-                tool_message = {"role": "tool", "name": "python", "tool_call_id": call.id, "content": result}
+                tool_message = call.result_message(result)
             else:
                 printer.tool_call(call.name, call.raw_arguments)
                 tool_message = (

@@ -149,7 +149,7 @@ async def turns_with_python(
             yield PythonRunning(call, container_id)
             result = await asyncio.to_thread(session.run, call.code or "")
             yield PythonRan(call, result, container_id)
-            tool_message = {"role": "tool", "name": "python", "tool_call_id": call.id, "content": result.text}
+            tool_message = call.result_message(result.text)
             conversation.append(tool_message)
             added.append(tool_message)
     assert reply is not None  # MAX_ROUNDS is at least 1

@@ -126,10 +126,6 @@ def _run_to_completion(awaitable: Awaitable[Any]) -> Any:
         return pool.submit(asyncio.run, _awaited(awaitable)).result()
 
 
-def _tool_message(call: ToolCall, result: str) -> dict[str, Any]:
-    return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result}
-
-
 def _unparsed_arguments(call: ToolCall) -> str:
     return _error(f"{call.error}; call {call.name} again with a JSON object")
 
@@ -210,9 +206,9 @@ class Toolbox:
     def answer(self, call: ToolCall) -> dict[str, Any]:
         """Run a call the model made and return the `tool` message that carries its result."""
         result = _unparsed_arguments(call) if call.arguments is None else self.call(call.name, call.arguments)
-        return _tool_message(call, result)
+        return call.result_message(result)
 
     async def aanswer(self, call: ToolCall) -> dict[str, Any]:
         """`answer` for async callers (see `acall`)."""
         result = _unparsed_arguments(call) if call.arguments is None else await self.acall(call.name, call.arguments)
-        return _tool_message(call, result)
+        return call.result_message(result)
