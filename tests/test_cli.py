@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -161,11 +162,13 @@ def test_conformance_runs_only_the_checks_asked_for(tmp_path):
 def test_a_backend_that_cannot_load_fails_each_check_in_one_line(tmp_path):
     report = tmp_path / "cannot.md"
     command = [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "transformers/bf16"]
-    done = subprocess.run([*command, "--report", str(report)], capture_output=True, text=True, timeout=600)
+    # A wide terminal puts the message on pytest's summary line too; fix the width so the count is the same everywhere.
+    wide = os.environ | {"COLUMNS": "250"}
+    done = subprocess.run([*command, "--report", str(report)], capture_output=True, text=True, timeout=600, env=wide)
     assert done.returncode == 1
     rows = json.loads(report.with_suffix(".json").read_text())["rows"]["transformers/bf16"]
     messages = {cell["message"] for cell in rows.values()}
     assert len(rows) == 16 and len(messages) == 1
     (message,) = messages
     assert message.startswith("transformers/bf16 could not load tiny: BackendUnavailableError: Backend ")
-    assert "Traceback" not in done.stdout and done.stdout.count("could not load tiny") <= 2 * len(rows)
+    assert "Traceback" not in done.stdout and done.stdout.count("could not load tiny") <= 3 * len(rows)
