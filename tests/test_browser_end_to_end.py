@@ -3,6 +3,7 @@ over a loopback web site, with the pages fetched over HTTP."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlparse
 
 import pytest
@@ -11,6 +12,7 @@ from loopback import QuietHandler, serving
 from gptoss_hub.testing.corpus import BROWSER_FLOWS
 from gptoss_hub.testing.web import PAGES, html_of, write_site
 from gptoss_hub.tools.browser import Browser
+from gptoss_hub.tools.browser.display import MARKER
 from gptoss_hub.tools.browser.fetch import HttpFetcher
 from gptoss_hub.tools.browser.local import LocalSearch
 
@@ -70,3 +72,51 @@ def test_the_chat_command_browses_with_the_tiny_model(tmp_path, source):
     assert '→ browser.search({"query": "boiling point of water"})' in done.stdout
     assert "← [1] Water - Science Facts (http://science.example.edu/water)" in done.stdout
     assert done.stdout.rstrip().endswith("([science.example.edu](http://science.example.edu/water)).")
+
+
+def test_the_tiny_model_browses_through_both_server_apis_with_the_openai_client(tiny_model, tmp_path, site, serve_app):
+    """`serve --search`'s browser over a local index and a loopback site: each flow's search, open and cited
+    answer through Responses (whole and streamed) and Chat Completions, the citation an annotation."""
+    import openai
+
+    from gptoss_hub.server import create_app
+
+    local = LocalSearch(write_site(tmp_path / "site"), index=tmp_path / "index.sqlite")
+    hosts = {urlparse(url).netloc for url in PAGES}
+    fetcher = HttpFetcher(allow=["127.0.0.1"], connect_to={f"{host}:80": f"127.0.0.1:{site}" for host in hosts})
+    base = serve_app(create_app(tiny_model, model_name="tiny", search=(local, fetcher)))
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+    for flow in BROWSER_FLOWS:
+        response = client.responses.create(
+            model="tiny", input=flow.request, tools=[{"type": "web_search"}], temperature=0
+        )
+        calls = [item for item in response.output if item.type == "web_search_call"]
+        assert [call.action.type for call in calls] == ["search", "open_page"], flow.request
+        assert calls[0].action.query == json.loads(flow.calls[0].body)["query"]
+        url = calls[1].action.url
+        assert url in PAGES and calls[0].action.sources[0].url == url
+        (annotation,) = response.output[-1].content[0].annotations
+        assert (annotation.type, annotation.url, annotation.title) == ("url_citation", url, PAGES[url].title)
+        text = response.output_text
+        link = f"([{urlparse(url).netloc}]({url}))"
+        assert text == MARKER.sub(link, flow.answer) and text[annotation.start_index : annotation.end_index] == link
+
+        with client.responses.stream(
+            model="tiny", input=flow.request, tools=[{"type": "web_search"}], temperature=0
+        ) as stream:
+            kinds = [event.type for event in stream]
+            streamed = stream.get_final_response()
+        assert kinds.count("response.web_search_call.completed") == 2
+        assert kinds.count("response.output_text.annotation.added") == 1
+        assert streamed.output_text == text
+
+        completion = client.chat.completions.create(
+            model="tiny",
+            messages=[{"role": "user", "content": flow.request}],
+            web_search_options={},
+            temperature=0,
+        )
+        message = completion.choices[0].message
+        assert message.content == text
+        (cited,) = message.annotations or []
+        assert (cited.url_citation.url, cited.url_citation.start_index) == (url, annotation.start_index)

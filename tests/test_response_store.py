@@ -27,12 +27,12 @@ def _size(messages) -> int:
 def test_the_oldest_conversations_go_when_the_bytes_run_out():
     store = ResponseStore(size=100, max_bytes=1000)
     for index in range(5):
-        store.save(f"r{index}", _conversation(300), container_id=f"c{index}")
+        store.save(f"r{index}", _conversation(300), {"python": f"c{index}", "browser": f"b{index}"})
     kept = _size(_conversation(300))
     assert len(store) == 1000 // kept and store.bytes == len(store) * kept <= 1000
     with pytest.raises(APIError, match="No stored response 'r0'"):
         store.conversation("r0")
-    assert store.container("r0") is None and store.container("r4") == "c4"
+    assert store.sessions("r0") == {} and store.sessions("r4") == {"python": "c4", "browser": "b4"}
     assert store.conversation("r4") == _conversation(300)
 
 

@@ -1,4 +1,5 @@
-"""`gptoss-hub serve --model M --backend B --host 127.0.0.1 --port 8000 [--api-key KEY] [--option K=V ...]`."""
+"""`gptoss-hub serve --model M --backend B --host 127.0.0.1 --port 8000 [--api-key KEY] [--search SOURCE]
+[--option K=V ...]`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def add_serve_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--api-key-file", default=None, help="require the bearer key this file holds (first line)")
     parser.add_argument("--served-model-name", default=None, help="the name clients use (default: the model's)")
+    parser.add_argument(
+        "--search",
+        default=None,
+        metavar="SOURCE",
+        help="let requests use web search (Responses' web_search tool, Chat Completions' web_search_options), run "
+        "by the server's browser over SOURCE: local:DIR (a folder of documents, offline), searxng:URL (a SearXNG "
+        "instance), exa or youcom (hosted, with EXA_API_KEY or YDC_API_KEY) or fixture (a small test web)",
+    )
     parser.add_argument(
         "--option",
         action="append",
@@ -79,16 +88,20 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
 
     import gptoss_hub as gh
     from gptoss_hub.server import create_app
+    from gptoss_hub.tools.browser.sources import search_source
 
+    search = search_source(args.search) if args.search is not None else None  # before loading: fails at once
     model = gh.load(args.model, backend=args.backend, serving=True, **backend_options(args.option))
     # uvicorn shuts down on SIGTERM, then raises the signal again under the handler it found. Python's
     # default one ends the process on the spot, before `model.close()`, and a backend's processes (vLLM's
     # engine) would outlive the server; this one exits through `finally` instead.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        app = create_app(model, model_name=args.served_model_name, api_key=api_key(args))
+        app = create_app(model, model_name=args.served_model_name, api_key=api_key(args), search=search)
         where = f"http://{args.host}:{args.port}/v1"
         console.print(f"serving {model.info.model} on {model.info.backend} at {where}", markup=False)
+        if args.search is not None:
+            console.print(f"web search reads {args.search}", markup=False)
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:
         model.close()

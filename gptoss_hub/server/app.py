@@ -16,7 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gptoss_hub.model import Model
 from gptoss_hub.reply import Reply
+from gptoss_hub.server import chat_completions as chat_api
 from gptoss_hub.server import responses as responses_api
+from gptoss_hub.server.builtin_turns import ServerTools, turns_with_builtins
 from gptoss_hub.server.chat_completions import (
     ChatCompletionRequest,
     chat_completion,
@@ -26,7 +28,9 @@ from gptoss_hub.server.chat_completions import (
 )
 from gptoss_hub.server.errors import APIError, error_body, from_exception
 from gptoss_hub.server.metrics import ServerMetrics
-from gptoss_hub.server.python_calls import PythonContainers, PythonRan, turns_with_python
+from gptoss_hub.server.python_calls import PythonContainers, PythonRan
+from gptoss_hub.server.web_search import Browsers, WebSearch
+from gptoss_hub.tools.browser import Browser, PageFetcher, SearchBackend
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_PENDING", "create_app"]
 
@@ -49,9 +53,16 @@ def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
 
 
 class _Served:
-    """What the route handlers share: the model, the name it is served as, its metrics and stored responses."""
+    """What the route handlers share: the model, the name it is served as, its metrics, stored responses and
+    the sessions of the builtin tools."""
 
-    def __init__(self, model: Model, served_name: str, max_body_bytes: int):
+    def __init__(
+        self,
+        model: Model,
+        served_name: str,
+        max_body_bytes: int,
+        search: tuple[SearchBackend, PageFetcher] | None,
+    ):
         self.model = model
         self.served_name = served_name
         # The name it is served as, the model's own, and the name it was loaded by (`--model tiny`).
@@ -61,6 +72,23 @@ class _Served:
         self.store = responses_api.ResponseStore()
         #: Python sessions of the conversations whose requests offer the python tool (`code_interpreter`).
         self.containers = PythonContainers()
+        #: The search source the browser reads (`serve --search`); none, and web search is refused.
+        self.search = search
+        #: Page stacks of the conversations whose requests offer the browser.
+        self.browsers = Browsers(*search) if search is not None else None
+
+    def checked_search(self, param: str) -> tuple[SearchBackend, PageFetcher]:
+        """The search source, or a 400 (on `param`) saying the server was started without one."""
+        if self.search is None:
+            raise APIError(
+                400,
+                "This server has no search source, so it cannot run web search: start it with "
+                "`gptoss-hub serve --search SOURCE` (local:DIR, searxng:URL, exa or youcom).",
+                "invalid_request_error",
+                "web_search_unavailable",
+                param,
+            )
+        return self.search
 
     def check_model(self, name: str) -> None:
         """A 404 unless `name` is the served model (under any of its names)."""
@@ -82,18 +110,23 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_pending: int = DEFAULT_MAX_PENDING,
+    search: tuple[SearchBackend, PageFetcher] | None = None,
 ) -> Any:
     """A FastAPI app serving `model` as `model_name` (default: the model's own name).
 
     With `api_key`, every `/v1/` route wants `Authorization: Bearer <api_key>`; `/health` and `/metrics`
     stay open. Bodies over `max_body_bytes` get 413, and requests beyond `max_pending` in progress 429.
+    With `search` (a search backend and a page fetcher, see `gptoss_hub.tools.browser.sources`), requests
+    may ask for web search, which the server runs with its browser.
     """
-    served = _Served(model, model_name or model.info.model, max_body_bytes)
+    served = _Served(model, model_name or model.info.model, max_body_bytes, search)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         yield
         served.containers.close_all()  # no sandbox outlives the server
+        if served.browsers is not None:
+            served.browsers.close_all()
 
     app = FastAPI(title="gptoss-hub", description="OpenAI-compatible API over gpt-oss", lifespan=lifespan)
     app.state.served = served
@@ -214,7 +247,7 @@ async def _chat_completions(request: Request) -> Any:
     served.check_model(parsed.model)
     options = model_options(parsed)
     if "builtin_tools" in options:
-        return await _chat_completions_with_python(served, parsed, options)
+        return await _chat_completions_with_builtins(served, parsed, options)
     try:
         if not parsed.stream:
             reply = await served.model.achat(parsed.messages, **options)
@@ -235,22 +268,33 @@ async def _responses(request: Request) -> Any:
     messages = history + responses_api.input_messages(parsed)
     options = responses_api.model_options(parsed)
     response = responses_api.ResponseStream(parsed, served.served_name)
-    python = "builtin_tools" in options
-    container_id = served.store.container(parsed.previous_response_id)
+    builtins = options.get("builtin_tools", [])
+    sessions = served.store.sessions(parsed.previous_response_id)
+    tools = ServerTools()
+    if "python" in builtins:
+        tools.containers, tools.container_id = served.containers, sessions.get("python")
+    web_search = responses_api.web_search_of(parsed)
+    if web_search is not None:
+        served.checked_search("tools")
+        assert served.browsers is not None  # there is a search source
+        sessions["browser"], tools.browser = served.browsers.get(sessions.get("browser"))
+        _limit_results(tools.browser, web_search)
 
     def remember(reply: Reply) -> None:
         served.metrics.record_reply(reply)
+        if response.container_id is not None:
+            sessions["python"] = response.container_id
         if parsed.store:
-            added = reply.transcript or [reply.message]  # with python, every turn and tool result it took
-            served.store.save(response.id, [*messages, *added], response.container_id or container_id)
-        elif python:
-            served.containers.release(response.container_id)  # nothing can continue this conversation
+            added = reply.transcript or [reply.message]  # with builtin tools, every turn and tool result it took
+            served.store.save(response.id, [*messages, *added], sessions)
+        else:  # nothing can continue this conversation
+            served.containers.release(sessions.get("python"))
+            if served.browsers is not None:
+                served.browsers.release(sessions.get("browser"))
 
     try:
-        if python:
-            events: AsyncIterator[Any] = turns_with_python(
-                served.model, messages, options, served.containers, container_id
-            )
+        if builtins:
+            events: AsyncIterator[Any] = turns_with_builtins(served.model, messages, options, tools)
         elif not parsed.stream:
             reply = await served.model.achat(messages, **options)
             remember(reply)
@@ -261,18 +305,32 @@ async def _responses(request: Request) -> Any:
     except Exception as exc:
         raise from_exception(exc) from exc
     stream = response.events(events, on_reply=remember)
-    if not parsed.stream:  # python turns, answered whole: the response the stream would end with
+    if not parsed.stream:  # builtin tools' turns, answered whole: the response the stream would end with
         async for _ in stream:
             pass
         return response.final
     return StreamingResponse(_stream_with_errors(stream, named_events=True), media_type="text/event-stream")
 
 
-async def _chat_completions_with_python(served: _Served, parsed: ChatCompletionRequest, options: dict[str, Any]) -> Any:
-    """Chat Completions with the python tool run by the server: the calls, with their output, come back in the
-    message's `code_interpreter_calls` (an extension: the API has no shape for a builtin tool). The session
-    lives for the request."""
-    events = turns_with_python(served.model, parsed.messages, options, served.containers, None)
+def _limit_results(browser: Browser, web_search: WebSearch) -> None:
+    """Show at most the search results the request's `search_context_size` allows."""
+    browser.topn_limit = web_search.results
+
+
+async def _chat_completions_with_builtins(
+    served: _Served, parsed: ChatCompletionRequest, options: dict[str, Any]
+) -> Any:
+    """Chat Completions with builtin tools run by the server. The API has no shape for a builtin call, so the
+    calls, with their output, come back in the message's `code_interpreter_calls` and `web_search_calls` (an
+    extension); the browser's citations are OpenAI's `annotations`. The sessions live for the request."""
+    tools = ServerTools()
+    if "python" in options["builtin_tools"]:
+        tools.containers = served.containers
+    web_search = chat_api.web_search_of(parsed)
+    if web_search is not None:
+        tools.browser = Browser(*served.checked_search("web_search_options"))
+        _limit_results(tools.browser, web_search)
+    events = turns_with_builtins(served.model, parsed.messages, options, tools)
     try:
         events = await _started(events)
     except Exception as exc:

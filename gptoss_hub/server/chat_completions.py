@@ -1,7 +1,8 @@
 """`POST /v1/chat/completions`: OpenAI's Chat Completions over a `Model`, harmony parsed by the hub.
 
 Reasoning comes back as `reasoning_content` (the field vLLM and most gpt-oss servers use), tool calls as
-`tool_calls`, usage with real token counts. A reply the model garbled is still a normal 200 reply: what
+`tool_calls`, usage with real token counts. With `web_search_options` the server runs the model's browser
+calls and the answer's citations come back as OpenAI's `url_citation` message `annotations`. A reply the model garbled is still a normal 200 reply: what
 was parsed, plus an `error` object on the choice (code, message, raw text) instead of a server error.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from gptoss_hub.builtin_tools import PYTHON
+from gptoss_hub.builtin_tools import BROWSER_FUNCTIONS, PYTHON
 from gptoss_hub.events import (
     ContentDelta,
     Done,
@@ -23,9 +24,11 @@ from gptoss_hub.events import (
     ToolCallArgumentsDelta,
     ToolCallStarted,
 )
-from gptoss_hub.reply import Reply
+from gptoss_hub.reply import Citation, Reply
+from gptoss_hub.server.builtin_turns import ServerEvent, TurnEnded
 from gptoss_hub.server.options import checked_tool_choice, refuse_several_outputs_and_stops
-from gptoss_hub.server.python_calls import PythonRan, ServerEvent
+from gptoss_hub.server.python_calls import PythonRan
+from gptoss_hub.server.web_search import BrowserRan, Cited, WebSearch, web_search_request
 
 __all__ = [
     "ChatCompletionRequest",
@@ -33,6 +36,7 @@ __all__ = [
     "chat_completion_chunks",
     "collected_chat_completion",
     "model_options",
+    "web_search_of",
 ]
 
 
@@ -64,6 +68,8 @@ class ChatCompletionRequest(BaseModel):
     #: Strictly a boolean, as OpenAI's API has it: "yes" or 1 is a 400, not true.
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
+    #: OpenAI's field: present (even `{}`), the server searches and reads with its browser.
+    web_search_options: dict[str, Any] | None = None
 
 
 def model_options(request: ChatCompletionRequest) -> dict[str, Any]:
@@ -77,8 +83,11 @@ def model_options(request: ChatCompletionRequest) -> dict[str, Any]:
         "tool_choice": checked_tool_choice(request.tool_choice, functions),
         "response_format": request.response_format,
     }
-    if builtin:
-        options["builtin_tools"] = ["python"]
+    builtins = ["python"] if builtin else []
+    if request.web_search_options is not None:
+        builtins.append("browser")
+    if builtins:
+        options["builtin_tools"] = builtins
     if request.reasoning_effort:
         options["reasoning_effort"] = request.reasoning_effort
     max_tokens = request.max_completion_tokens or request.max_tokens
@@ -93,6 +102,19 @@ def model_options(request: ChatCompletionRequest) -> dict[str, Any]:
         if value is not None:
             options[name] = value
     return options
+
+
+def web_search_of(request: ChatCompletionRequest) -> WebSearch | None:
+    """The request's web search settings, when it asks for the browser (`web_search_options`)."""
+    if request.web_search_options is None:
+        return None
+    return web_search_request(request.web_search_options, "web_search_options")
+
+
+def _url_citation(citation: Citation, shift: int = 0) -> dict[str, Any]:
+    """A citation as a Chat Completions annotation, its span moved by `shift` characters."""
+    span = {"start_index": citation.start_index + shift, "end_index": citation.end_index + shift}
+    return {"type": "url_citation", "url_citation": span | {"url": citation.url, "title": citation.title}}
 
 
 def _finish_reason(reply: Reply) -> str:
@@ -120,15 +142,20 @@ def chat_completion(
     *,
     reasoning: str | None = None,
     code_interpreter_calls: list[dict[str, Any]] | None = None,
+    web_search_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A `chat.completion` object for `reply`; with the python tool run by the server, `reasoning` is that of
-    every turn and `code_interpreter_calls` the calls that ran (with their output)."""
+    """A `chat.completion` object for `reply`; with builtin tools run by the server, `reasoning` is that of
+    every turn, `code_interpreter_calls` and `web_search_calls` the calls that ran (with their output)."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
     reasoning = reply.reasoning if reasoning is None else reasoning
     if reasoning:
         message["reasoning_content"] = reasoning
+    if reply.citations:
+        message["annotations"] = [_url_citation(citation) for citation in reply.citations]
     if code_interpreter_calls:
         message["code_interpreter_calls"] = code_interpreter_calls
+    if web_search_calls:
+        message["web_search_calls"] = web_search_calls
     if reply.tool_calls:
         message["tool_calls"] = [call.to_openai() for call in reply.tool_calls]
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": _finish_reason(reply), "logprobs": None}
@@ -165,19 +192,31 @@ async def chat_completion_chunks(
 
     yield chunk({"role": "assistant", "content": ""})
     call_index: dict[str, int] = {}
-    python_calls: set[str] = set()
+    server_calls: set[str] = set()
+    runs_browser = request.web_search_options is not None
+    # Citation spans count from the start of their turn's content; the stream carries every turn's.
+    content_length = turn_start = 0
     reply: Reply | None = None
     async for event in events:
         if isinstance(event, ReasoningDelta):
             yield chunk({"reasoning_content": event.text})
         elif isinstance(event, ContentDelta):
+            content_length += len(event.text)
             yield chunk({"content": event.text})
-        elif isinstance(event, ToolCallStarted) and event.name == PYTHON:
-            python_calls.add(event.id)  # run by the server: shown once it ran, never as a function call
-        elif isinstance(event, ToolCallArgumentsDelta) and event.id in python_calls:
+        elif isinstance(event, Cited):
+            yield chunk({"annotations": [_url_citation(citation, turn_start) for citation in event.citations]})
+        elif isinstance(event, TurnEnded):
+            turn_start = content_length
+        elif isinstance(event, ToolCallStarted) and (
+            event.name == PYTHON or (runs_browser and event.name in BROWSER_FUNCTIONS)
+        ):
+            server_calls.add(event.id)  # run by the server: shown once it ran, never as a function call
+        elif isinstance(event, ToolCallArgumentsDelta) and event.id in server_calls:
             continue
         elif isinstance(event, PythonRan):
             yield chunk({"code_interpreter_call": _code_interpreter_call(event)})
+        elif isinstance(event, BrowserRan):
+            yield chunk({"web_search_call": _web_search_call(event)})
         elif isinstance(event, ToolCallStarted):
             call_index[event.id] = len(call_index)
             call = {"index": call_index[event.id], "id": event.id, "type": "function"}
@@ -209,22 +248,37 @@ def _code_interpreter_call(ran: PythonRan) -> dict[str, Any]:
     return {"id": ran.call.id, "code": ran.call.code, "container_id": ran.container_id, "output": ran.result.text}
 
 
+def _web_search_call(ran: BrowserRan) -> dict[str, Any]:
+    """A browser call the server ran, as the `web_search_calls` extension shows it: the Responses API's
+    action, and the text the model read."""
+    return {"id": ran.call.id, "action": ran.action, "output": ran.result}
+
+
 async def collected_chat_completion(
     events: AsyncIterator[ServerEvent], model_name: str, on_reply: Callable[[Reply], None] | None = None
 ) -> dict[str, Any]:
-    """The `chat.completion` object for a response whose python calls the server ran: every turn's reasoning,
+    """The `chat.completion` object for a response whose builtin calls the server ran: every turn's reasoning,
     the last turn's answer, the calls with their output."""
     reasoning: list[str] = []
-    calls: list[dict[str, Any]] = []
+    python_calls: list[dict[str, Any]] = []
+    browser_calls: list[dict[str, Any]] = []
     reply: Reply | None = None
     async for event in events:
         if isinstance(event, ReasoningDelta):
             reasoning.append(event.text)
         elif isinstance(event, PythonRan):
-            calls.append(_code_interpreter_call(event))
+            python_calls.append(_code_interpreter_call(event))
+        elif isinstance(event, BrowserRan):
+            browser_calls.append(_web_search_call(event))
         elif isinstance(event, Done):
             reply = event.reply
     assert reply is not None, "a model's events end with Done"
     if on_reply is not None:
         on_reply(reply)
-    return chat_completion(reply, model_name, reasoning="".join(reasoning), code_interpreter_calls=calls)
+    return chat_completion(
+        reply,
+        model_name,
+        reasoning="".join(reasoning),
+        code_interpreter_calls=python_calls,
+        web_search_calls=browser_calls,
+    )

@@ -2,8 +2,10 @@
 
 Input items become Chat Completions messages for the hub (which renders harmony); the reply becomes
 output items: a `reasoning` item (the analysis channel), a `message` item (the final channel) and a
-`function_call` item per tool call. `previous_response_id` continues a stored conversation: responses
-are kept in a bounded in-memory store unless the request says `store: false`.
+`function_call` item per tool call; the builtin tools the server runs show as `code_interpreter_call` and
+`web_search_call` items, and the browser's citations as `url_citation` annotations of the answer.
+`previous_response_id` continues a stored conversation: responses are kept in a bounded in-memory store
+unless the request says `store: false`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from gptoss_hub.builtin_tools import PYTHON
+from gptoss_hub.builtin_tools import BROWSER_FUNCTIONS, PYTHON
 from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgumentsDelta, ToolCallStarted
-from gptoss_hub.reply import Reply
+from gptoss_hub.reply import Citation, Reply
+from gptoss_hub.server.builtin_turns import ServerEvent
 from gptoss_hub.server.errors import APIError
 from gptoss_hub.server.options import checked_tool_choice, refuse_several_outputs_and_stops
-from gptoss_hub.server.python_calls import PythonRan, PythonRunning, ServerEvent
+from gptoss_hub.server.python_calls import PythonRan, PythonRunning
+from gptoss_hub.server.web_search import BrowserRan, BrowserRunning, Cited, WebSearch, web_search_request
 
 __all__ = [
     "ResponseStore",
@@ -31,6 +35,7 @@ __all__ = [
     "input_messages",
     "model_options",
     "response_object",
+    "web_search_of",
 ]
 
 #: Responses kept for `previous_response_id`; the oldest go first.
@@ -38,6 +43,8 @@ DEFAULT_STORE_SIZE = 1024
 #: Bytes of stored conversations (their JSON) kept at most; the oldest go first, and one larger than this
 #: alone is not kept.
 DEFAULT_STORE_BYTES = 256 * 1024 * 1024
+#: The Responses tools that offer the browser (the first is the current name, the second the older one).
+WEB_SEARCH_TOOLS = ("web_search", "web_search_preview")
 
 
 class Reasoning(BaseModel):
@@ -69,20 +76,21 @@ class ResponsesRequest(BaseModel):
 
 
 class ResponseStore:
-    """Conversations of earlier responses, by response id, each with the python container its calls ran in
-    (if any): at most `size` of them and `max_bytes` of their JSON, the oldest going first."""
+    """Conversations of earlier responses, by response id, each with the ids of the sessions its builtin
+    tools ran in (`{"python": container id, "browser": page stack id}`, those it used): at most `size` of them
+    and `max_bytes` of their JSON, the oldest going first."""
 
     def __init__(self, size: int = DEFAULT_STORE_SIZE, max_bytes: int = DEFAULT_STORE_BYTES):
         self.size, self.max_bytes = size, max_bytes
         self._conversations: OrderedDict[str, tuple[list[dict[str, Any]], int]] = OrderedDict()
-        self._containers: dict[str, str] = {}
+        self._sessions: dict[str, dict[str, str]] = {}
         #: Bytes held now (the JSON size of every stored conversation).
         self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._conversations)
 
-    def save(self, response_id: str, messages: list[dict[str, Any]], container_id: str | None = None) -> None:
+    def save(self, response_id: str, messages: list[dict[str, Any]], sessions: dict[str, str] | None = None) -> None:
         """Keep `messages` under `response_id`; a conversation larger than `max_bytes` alone is not kept (a
         request continuing it gets a 404 that says to send the whole conversation)."""
         size = len(json.dumps(messages, ensure_ascii=False).encode("utf-8", "surrogatepass"))
@@ -90,16 +98,17 @@ class ResponseStore:
             return
         self._conversations[response_id] = (messages, size)
         self.bytes += size
-        if container_id is not None:
-            self._containers[response_id] = container_id
+        if sessions:
+            self._sessions[response_id] = dict(sessions)
         while len(self._conversations) > self.size or self.bytes > self.max_bytes:
             oldest, (_, freed) = self._conversations.popitem(last=False)
             self.bytes -= freed
-            self._containers.pop(oldest, None)
+            self._sessions.pop(oldest, None)
 
-    def container(self, response_id: str | None) -> str | None:
-        """The python container of a stored response, so the conversation's state lives on along its chain."""
-        return self._containers.get(response_id) if response_id is not None else None
+    def sessions(self, response_id: str | None) -> dict[str, str]:
+        """The session ids of a stored response (`"python"`, `"browser"`), so the conversation's state lives on
+        along its chain; empty when it used none, or is not stored."""
+        return dict(self._sessions.get(response_id, {})) if response_id is not None else {}
 
     def conversation(self, response_id: str) -> list[dict[str, Any]]:
         if response_id not in self._conversations:
@@ -174,25 +183,28 @@ def model_options(request: ResponsesRequest) -> dict[str, Any]:
     """The `Model.chat` keyword arguments a Responses request stands for."""
     refuse_several_outputs_and_stops(request.n, request.stop)
     tools = None
-    builtin = False
+    builtins: list[str] = []  # run by this server
     if request.tools:
         tools = []
         for tool in request.tools:
-            if tool.get("type") == "code_interpreter":
-                builtin = True  # the python tool, run by this server
+            kind = tool.get("type")
+            if kind == "code_interpreter" or kind in WEB_SEARCH_TOOLS:
+                builtin = "python" if kind == "code_interpreter" else "browser"
+                if builtin not in builtins:
+                    builtins.append(builtin)
                 continue
-            if tool.get("type") != "function":
+            if kind != "function":
                 raise APIError(
                     400,
-                    f"Only function and code_interpreter tools are supported, got {tool.get('type')!r}.",
+                    f"Only function, code_interpreter and web_search tools are supported, got {kind!r}.",
                     "invalid_request_error",
                     None,
                     "tools",
                 )
             tools.append({key: value for key, value in tool.items() if key != "strict"})
     options: dict[str, Any] = {"tools": tools, "tool_choice": checked_tool_choice(request.tool_choice, tools)}
-    if builtin:
-        options["builtin_tools"] = ["python"]
+    if builtins:
+        options["builtin_tools"] = builtins
     if request.instructions:
         options["instructions"] = request.instructions
     if request.reasoning is not None and request.reasoning.effort:
@@ -219,6 +231,19 @@ def model_options(request: ResponsesRequest) -> dict[str, Any]:
         if value is not None:
             options[name] = value
     return options
+
+
+def web_search_of(request: ResponsesRequest) -> WebSearch | None:
+    """The request's web search settings, when it offers the browser (a `web_search` tool)."""
+    for index, tool in enumerate(request.tools or ()):
+        if tool.get("type") in WEB_SEARCH_TOOLS:
+            return web_search_request(tool, f"tools[{index}]")
+    return None
+
+
+def _url_citation(citation: Citation) -> dict[str, Any]:
+    """A citation as a Responses `url_citation` annotation."""
+    return citation.model_dump()
 
 
 def _new_reasoning_item() -> dict[str, Any]:
@@ -259,12 +284,23 @@ def _code_interpreter_item() -> dict[str, Any]:
     }
 
 
+def _web_search_item(function: str) -> dict[str, Any]:
+    """A `web_search_call` output item (a browser call the server runs), before it ran: its action as far as
+    the function tells (the arguments complete it once the call runs)."""
+    action: dict[str, Any] = {
+        "browser.search": {"type": "search", "query": ""},
+        "browser.find": {"type": "find_in_page", "pattern": "", "url": ""},
+    }.get(function, {"type": "open_page", "url": None})
+    return {"type": "web_search_call", "id": f"ws_{uuid.uuid4().hex}", "status": "in_progress", "action": action}
+
+
 def _output_items(reply: Reply) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if reply.reasoning:
         items.append(_new_reasoning_item() | {"content": [{"type": "reasoning_text", "text": reply.reasoning}]})
     if reply.content:
-        part = {"type": "output_text", "text": reply.content, "annotations": []}
+        annotations = [_url_citation(citation) for citation in reply.citations]
+        part = {"type": "output_text", "text": reply.content, "annotations": annotations}
         items.append(_new_message_item() | {"status": "completed", "content": [part]})
     for call in reply.tool_calls:
         items.append(_function_call_item(call.id, call.name, call.raw_arguments, "completed"))
@@ -334,6 +370,12 @@ class ResponseStream:
         self.final: dict[str, Any] | None = None
         #: The python call between its code's end and its result.
         self.python_item: dict[str, Any] | None = None
+        #: The browser call between its arguments' end and its result.
+        self.browser_item: dict[str, Any] | None = None
+        #: The `url_citation` annotations of the open message item.
+        self.annotations: list[dict[str, Any]] = []
+        #: Whether the server runs the model's browser calls (else they go back as function calls).
+        self.runs_browser = web_search_of(request) is not None
 
     def complete(self, reply: Reply) -> dict[str, Any]:
         """The whole `response` object for `reply`."""
@@ -354,7 +396,7 @@ class ResponseStream:
         """Close the open item, if any, and open `item`."""
         opening = self.close()
         self.items.append(item)
-        self.open_item, self.text = item, []
+        self.open_item, self.text, self.annotations = item, [], []
         opening.append(self.event("response.output_item.added", output_index=self.index, item=item))
         if item["type"] == "message":
             part = {"type": "output_text", "text": "", "annotations": []}
@@ -396,7 +438,7 @@ class ResponseStream:
             closing.append(self.event("response.reasoning_text.done", **where, content_index=0, text=joined))
             item["content"] = [{"type": "reasoning_text", "text": joined}]
         elif item["type"] == "message":
-            part = {"type": "output_text", "text": joined, "annotations": []}
+            part = {"type": "output_text", "text": joined, "annotations": self.annotations}
             closing.append(self.event("response.output_text.done", **where, content_index=0, text=joined))
             closing.append(self.event("response.content_part.done", **where, content_index=0, part=part))
             item["content"], item["status"] = [part], "completed"
@@ -404,6 +446,8 @@ class ResponseStream:
             # A python call closed before it ran (the response ended there): its code, not run.
             closing.append(self.event("response.code_interpreter_call_code.done", **where, code=joined))
             item["code"], item["status"] = joined, "incomplete"
+        elif item["type"] == "web_search_call":
+            item["status"] = "incomplete"  # a browser call closed before it ran (the response ended there)
         else:
             closing.append(self.event("response.function_call_arguments.done", **where, arguments=joined))
             item["arguments"], item["status"] = joined, "completed"
@@ -430,11 +474,32 @@ class ResponseStream:
                 yield self.event(
                     "response.code_interpreter_call.in_progress", item_id=self.items[-1]["id"], output_index=self.index
                 )
+            elif (
+                isinstance(stream_event, ToolCallStarted)
+                and self.runs_browser
+                and stream_event.name in BROWSER_FUNCTIONS
+            ):
+                for chunk in self.open(_web_search_item(stream_event.name)):
+                    yield chunk
+                yield self.event(
+                    "response.web_search_call.in_progress", item_id=self.items[-1]["id"], output_index=self.index
+                )
             elif isinstance(stream_event, ToolCallStarted):
                 for chunk in self.open(_function_call_item(stream_event.id, stream_event.name, "", "in_progress")):
                     yield chunk
             elif isinstance(stream_event, ToolCallArgumentsDelta):
+                if self.open_item is not None and self.open_item["type"] == "web_search_call":
+                    continue  # its arguments show as the action once it runs
                 yield self.delta(stream_event.text)
+            elif isinstance(stream_event, Cited):
+                for chunk in self.cited(stream_event):
+                    yield chunk
+            elif isinstance(stream_event, BrowserRunning):
+                for chunk in self.browser_running(stream_event.action):
+                    yield chunk
+            elif isinstance(stream_event, BrowserRan):
+                for chunk in self.browser_ran(stream_event.action):
+                    yield chunk
             elif isinstance(stream_event, PythonRunning):
                 for chunk in self.python_running(stream_event.call.code or ""):
                     yield chunk
@@ -477,5 +542,48 @@ class ResponseStream:
         item.update(status="completed", container_id=container_id, outputs=[{"type": "logs", "logs": output}])
         return [
             self.event("response.code_interpreter_call.completed", **where),
+            self.event("response.output_item.done", output_index=where["output_index"], item=item),
+        ]
+
+    def cited(self, cited: Cited) -> list[str]:
+        """The open message's text just streamed holds `cited.citations`: an annotation event for each."""
+        item = self.open_item
+        if item is None or item["type"] != "message":
+            return []
+        events = []
+        for citation in cited.citations:
+            annotation = _url_citation(citation)
+            events.append(
+                self.event(
+                    "response.output_text.annotation.added",
+                    item_id=item["id"],
+                    output_index=self.index,
+                    content_index=0,
+                    annotation_index=len(self.annotations),
+                    annotation=annotation,
+                )
+            )
+            self.annotations.append(annotation)
+        return events
+
+    def browser_running(self, action: dict[str, Any]) -> list[str]:
+        """The open browser call's arguments are complete (its `action`) and it is about to run."""
+        item, self.open_item = self.open_item, None
+        if item is None or item["type"] != "web_search_call":
+            return []
+        self.browser_item = item
+        item["action"], item["status"] = action, "searching"
+        where = {"item_id": item["id"], "output_index": self.items.index(item)}
+        return [self.event("response.web_search_call.searching", **where)]
+
+    def browser_ran(self, action: dict[str, Any]) -> list[str]:
+        """The browser call that was running has finished; `action` says what it found or opened."""
+        item, self.browser_item = self.browser_item, None
+        if item is None:
+            return []
+        item["action"], item["status"] = action, "completed"
+        where = {"item_id": item["id"], "output_index": self.items.index(item)}
+        return [
+            self.event("response.web_search_call.completed", **where),
             self.event("response.output_item.done", output_index=where["output_index"], item=item),
         ]
