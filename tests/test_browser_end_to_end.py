@@ -7,28 +7,19 @@ import json
 from urllib.parse import urlparse
 
 import pytest
-from loopback import QuietHandler, serving
 
 from gptoss_hub.testing.corpus import BROWSER_FLOWS
-from gptoss_hub.testing.web import PAGES, html_of, write_site
+from gptoss_hub.testing.web import PAGES, serve_site, write_site
 from gptoss_hub.tools.browser import Browser
 from gptoss_hub.tools.browser.display import MARKER
-from gptoss_hub.tools.browser.fetch import HttpFetcher
 from gptoss_hub.tools.browser.local import LocalSearch
 
 
 @pytest.fixture(scope="module")
 def site():
-    """The fixture web's pages served as HTML on a loopback port, whatever host they are asked for under."""
-
-    class Site(QuietHandler):
-        def do_GET(self):
-            page = PAGES.get(f"http://{self.headers['Host']}{self.path}")
-            body = html_of(page).encode() if page else b"no such page"
-            self.reply(200 if page else 404, body, "text/html; charset=utf-8")
-
-    with serving(Site) as port:
-        yield port
+    """The fixture web's pages served as HTML on a loopback port; yields the fetcher that reaches them."""
+    with serve_site() as fetcher:
+        yield fetcher
 
 
 def _run_flows(model, browser_for):
@@ -49,9 +40,7 @@ def test_the_tiny_model_browses_a_local_folder(tiny_model, tmp_path):
 
 def test_the_tiny_model_browses_a_loopback_site_over_http(tiny_model, tmp_path, site):
     local = LocalSearch(write_site(tmp_path / "site"), index=tmp_path / "index.sqlite")  # search only
-    hosts = {urlparse(url).netloc for url in PAGES}
-    fetcher = HttpFetcher(allow=["127.0.0.1"], connect_to={f"{host}:80": f"127.0.0.1:{site}" for host in hosts})
-    _run_flows(tiny_model, lambda: Browser(local, fetcher))
+    _run_flows(tiny_model, lambda: Browser(local, site))
 
 
 @pytest.mark.slow
@@ -82,9 +71,7 @@ def test_the_tiny_model_browses_through_both_server_apis_with_the_openai_client(
     from gptoss_hub.server import create_app
 
     local = LocalSearch(write_site(tmp_path / "site"), index=tmp_path / "index.sqlite")
-    hosts = {urlparse(url).netloc for url in PAGES}
-    fetcher = HttpFetcher(allow=["127.0.0.1"], connect_to={f"{host}:80": f"127.0.0.1:{site}" for host in hosts})
-    base = serve_app(create_app(tiny_model, model_name="tiny", search=(local, fetcher)))
+    base = serve_app(create_app(tiny_model, model_name="tiny", search=(local, site)))
     client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
     for flow in BROWSER_FLOWS:
         response = client.responses.create(

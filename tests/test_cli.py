@@ -146,7 +146,7 @@ def test_serve_options_are_read_as_json_or_text():
 
 
 def test_conformance_runs_only_the_checks_asked_for(tmp_path):
-    report = tmp_path / "one.md"
+    report = tmp_path / "not-yet-made" / "one.md"  # the report's folder is made for it
     command = [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "echo", "-k", "greedy_ids"]
     done = subprocess.run(
         [*command, "--report", str(report)],

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -253,25 +254,21 @@ class ConformanceSuite:
             assert got == wanted, f"{flow.request!r}: (code, output) {got}, expected {wanted}"
             assert reply.content == flow.answer, f"{flow.request!r}: answered {reply.content!r}"
 
-    def test_browser_flow_searches_opens_and_cites(self, gptoss_model: Model):
-        """`run(browser=...)` on each browser flow over the fixed test web: the model searches, opens the first
-        result and answers exactly as the reference does, and its citation links to the page it opened."""
+    def test_browser_flow_searches_opens_and_cites(self, gptoss_model: Model, tmp_path: Path):
+        """`run(browser=...)` on each browser flow over the fixed test web, searched in a local index of its
+        pages and read over HTTP from a loopback site: the model searches, opens the first result and answers
+        exactly as the reference does, and its citation links to the page it opened."""
         from gptoss_hub.testing.corpus import BROWSER_FLOWS
-        from gptoss_hub.testing.web import fixture_web
+        from gptoss_hub.testing.web import serve_site, write_site
         from gptoss_hub.tools.browser import Browser
+        from gptoss_hub.tools.browser.local import LocalSearch
 
-        for flow in BROWSER_FLOWS:
-            browser = Browser(fixture_web(), fixture_web())
-            reply = gptoss_model.run([{"role": "user", "content": flow.request}], browser=browser, temperature=0.0)
-            calls = [call["function"] for message in reply.transcript for call in message.get("tool_calls", ())]
-            outputs = [message["content"] for message in reply.transcript if message["role"] == "tool"]
-            got = [(call["name"], call["arguments"], output) for call, output in zip(calls, outputs, strict=False)]
-            wanted = [(call.recipient, call.body, call.output) for call in flow.calls]
-            assert got == wanted, f"{flow.request!r}: (function, arguments, page) {got}, expected {wanted}"
-            said = reply.message["content"]  # the model's own words; `content` has the citations as links
-            assert said == flow.answer, f"{flow.request!r}: answered {said!r}"
-            cited = [citation.url for citation in reply.citations]
-            assert cited == [browser.url_at(1)], f"{flow.request!r}: cites {cited}, not the page it opened"
+        local = LocalSearch(write_site(tmp_path / "site"), index=tmp_path / "index.sqlite")
+        with serve_site() as site:
+            for flow in BROWSER_FLOWS:
+                browser = Browser(local, site)
+                _check_browser_flow(gptoss_model, flow, browser)
+        local.close()
 
     # -- declared capabilities ------------------------------------------------------------------------
 
@@ -326,3 +323,17 @@ class ConformanceSuite:
         for field, value in (("temperature", -1.0), ("top_p", 0.0), ("top_k", -3), ("min_p", 2.0), ("max_tokens", 0)):
             with pytest.raises(InvalidRequestError, match=field):
                 gptoss_model.chat(hello, **{field: value})
+
+
+def _check_browser_flow(model: Model, flow: Any, browser: Any) -> None:
+    """One browser flow through `model.run`: the calls, the pages they showed, the answer and its citation."""
+    reply = model.run([{"role": "user", "content": flow.request}], browser=browser, temperature=0.0)
+    calls = [call["function"] for message in reply.transcript for call in message.get("tool_calls", ())]
+    outputs = [message["content"] for message in reply.transcript if message["role"] == "tool"]
+    got = [(call["name"], call["arguments"], output) for call, output in zip(calls, outputs, strict=False)]
+    wanted = [(call.recipient, call.body, call.output) for call in flow.calls]
+    assert got == wanted, f"{flow.request!r}: (function, arguments, page) {got}, expected {wanted}"
+    said = reply.message["content"]  # the model's own words; `content` has the citations as links
+    assert said == flow.answer, f"{flow.request!r}: answered {said!r}"
+    cited = [citation.url for citation in reply.citations]
+    assert cited == [browser.url_at(1)], f"{flow.request!r}: cites {cited}, not the page it opened"

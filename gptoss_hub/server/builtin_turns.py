@@ -62,8 +62,8 @@ async def _cited(events: AsyncIterator[StreamEvent], browser: Browser | None) ->
     citing = CitationStream(browser.source_at)
 
     def shown(text: str, citations: list[Citation]) -> list[ServerEvent]:
-        events: list[ServerEvent] = [ContentDelta(text)] if text else []
-        return events + [Cited(citations)] if citations else events
+        delta: list[ServerEvent] = [ContentDelta(text)] if text else []
+        return [*delta, Cited(citations)] if citations else delta
 
     async for event in events:
         if isinstance(event, ContentDelta):

@@ -3,20 +3,35 @@
 The corpus renders these through the browser's own display (`gptoss_hub.tools.browser`), so what the model
 learns to read is exactly what the browser shows. Three ways to serve it replay the flows exactly:
 `fixture_web()` in memory; `write_site(folder)` as Markdown documents for `LocalSearch`, whose ranking and
-snippets give `SEARCHES`; and the same pages over HTTP (`html_of`), fetched with `HttpFetcher(connect_to=...)`.
+snippets give `SEARCHES`; and the same pages over HTTP (`html_of`, served on loopback by `serve_site()`,
+whose `HttpFetcher` sends each page's host there).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
 from gptoss_hub.tools.browser.display import SearchResult
+from gptoss_hub.tools.browser.fetch import HttpFetcher
 from gptoss_hub.tools.browser.pages import StaticWeb
 
-__all__ = ["PAGES", "SEARCHES", "WebPage", "fixture_web", "html_of", "search_results", "write_site"]
+__all__ = [
+    "PAGES",
+    "SEARCHES",
+    "WebPage",
+    "fixture_web",
+    "html_of",
+    "search_results",
+    "serve_site",
+    "write_site",
+]
 
 
 @dataclass(frozen=True)
@@ -116,3 +131,36 @@ def html_of(page: WebPage) -> str:
     description = f'<meta name="description" content="{escape(page.snippet)}">'
     head = f"<head><title>{escape(page.title)}</title>{description}</head>"
     return f"<!doctype html><html>{head}<body>{''.join(blocks)}</body></html>"
+
+
+class _Site(BaseHTTPRequestHandler):
+    """Serves each page of this web as HTML, whichever host it is asked for under; 404 for anything else."""
+
+    def do_GET(self) -> None:
+        page = PAGES.get(f"http://{self.headers['Host']}{self.path}")
+        body = html_of(page).encode() if page else b"no such page"
+        with contextlib.suppress(OSError):  # a client that hung up
+            self.send_response(200 if page else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_site() -> Iterator[HttpFetcher]:
+    """This web's pages served over HTTP on a free loopback port for the length of the block; yields an
+    `HttpFetcher` that reaches them at their own addresses (loopback allowed, each page's host sent there)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    hosts = {urlparse(url).netloc for url in PAGES}
+    try:
+        yield HttpFetcher(allow=["127.0.0.1"], connect_to={f"{host}:80": f"127.0.0.1:{port}" for host in hosts})
+    finally:
+        server.shutdown()
+        server.server_close()
