@@ -125,6 +125,12 @@ class Model:
         """Asynchronous twin of `stream()`."""
         return self._driver.astream(message_list(messages), self._with_default_temperature(options))
 
+    async def astart(self, messages: Sequence[Any], **options: Any) -> AsyncIterator[StreamEvent]:
+        """`astream()`'s events, returned once the request is known to be valid: a bad option or a prompt past
+        the context raises here, before anything is generated (a server answers it with an error status
+        and sends its stream's headers as soon as this returns)."""
+        return await self._driver.astart(message_list(messages), self._with_default_temperature(options))
+
     async def achat(self, messages: Sequence[Any], **options: Any) -> Reply:
         """Asynchronous twin of `chat()`."""
         done = None

@@ -59,6 +59,11 @@ class TurnDriver(Protocol):
         self, messages: list[Any], options: dict[str, Any], *, deltas: bool = True
     ) -> AsyncIterator[StreamEvent]: ...
 
+    async def astart(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        """`astream`'s events, returned once the request is known to be valid: an invalid option, a prompt
+        past the context and the like raise here, before anything is generated."""
+        ...
+
 
 def turn_driver(engine: Engine | MessageEngine, backend: str) -> TurnDriver:
     """The driver for `engine`: remote turns for a message engine, token turns for every other."""
@@ -82,6 +87,13 @@ class RemoteTurns:
     ) -> AsyncIterator[StreamEvent]:
         """Asynchronous twin of `stream`."""
         return self.engine.astream_messages(messages, options)
+
+    async def astart(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        """The server's events, once its first has come: only the server can say whether a request is valid,
+        and it says so before it streams."""
+        events = self.engine.astream_messages(messages, options)
+        first = await events.__anext__()
+        return _prepend(first, events)
 
 
 class TokenTurns:
@@ -153,6 +165,18 @@ class TokenTurns:
         """Asynchronous twin of `stream`, generated with the engine's `agenerate`. The prompt is rendered in a
         worker thread: tokenizing a long prompt must not hold up the event loop (a server's other requests)."""
         turn = await asyncio.to_thread(self.begin, messages, options, deltas=deltas)
+        async for event in self._generated(turn):
+            yield event
+
+    async def astart(self, messages: list[Any], options: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        """The turn rendered (in a worker thread) and its prompt checked against the context; then its events,
+        generated as they are read."""
+        turn = await asyncio.to_thread(self.begin, messages, options)
+        self.engine.check_context(turn.request)
+        return self._generated(turn)
+
+    async def _generated(self, turn: TokenTurn) -> AsyncIterator[StreamEvent]:
+        """The events of `turn`, generated with the engine's `agenerate`."""
         request: GenerationRequest | None = turn.request
         while request is not None:
             chunks = self.engine.agenerate(request)
@@ -285,6 +309,12 @@ class TokenTurn:
             }
         )
         return [*events[:-1], Done(reply)]
+
+
+async def _prepend(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    yield first
+    async for event in rest:
+        yield event
 
 
 def json_schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:

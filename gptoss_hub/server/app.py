@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -18,7 +19,7 @@ from gptoss_hub.model import Model
 from gptoss_hub.reply import Reply
 from gptoss_hub.server import chat_completions as chat_api
 from gptoss_hub.server import responses as responses_api
-from gptoss_hub.server.builtin_turns import ServerTools, turns_with_builtins
+from gptoss_hub.server.builtin_turns import ServerTools, start_turns_with_builtins
 from gptoss_hub.server.chat_completions import (
     ChatCompletionRequest,
     chat_completion,
@@ -43,6 +44,14 @@ DEFAULT_MAX_PENDING = 256
 MAX_NESTING = 64
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
+
+#: The status a request whose client left before its answer is counted under (nginx's "client closed request").
+CLIENT_CLOSED_REQUEST = 499
+
+
+class ClientDisconnected(Exception):
+    """The client hung up before its answer was ready; the work for it was stopped."""
 
 
 def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
@@ -131,6 +140,7 @@ def create_app(
     app = FastAPI(title="gptoss-hub", description="OpenAI-compatible API over gpt-oss", lifespan=lifespan)
     app.state.served = served
     app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(ClientDisconnected, _client_disconnected)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(
         _Guard, api_key=api_key, max_body_bytes=max_body_bytes, max_pending=max_pending, metrics=served.metrics
@@ -152,6 +162,35 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)  # registered for APIError only
     _served(request).metrics.errors.labels(exc.code or exc.type).inc()
     return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    """Nobody is left to read an answer: an empty one, counted as 499."""
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+async def _while_connected(request: Request, work: Awaitable[ResultT]) -> ResultT:
+    """The result of `work`, which is cancelled (its generation stopped) if the client disconnects first:
+    a client that gave up must not keep the engine busy for the ones still waiting."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # the work's clean-up (its generation told to stop) runs before the answer
+    if task.cancelled():
+        raise ClientDisconnected()
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    """Return when the client disconnects. The body has been read, so the next message the server receives
+    is the disconnect."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -247,13 +286,15 @@ async def _chat_completions(request: Request) -> Any:
     served.check_model(parsed.model)
     options = model_options(parsed)
     if "builtin_tools" in options:
-        return await _chat_completions_with_builtins(served, parsed, options)
+        return await _chat_completions_with_builtins(request, served, parsed, options)
     try:
         if not parsed.stream:
-            reply = await served.model.achat(parsed.messages, **options)
+            reply = await _while_connected(request, served.model.achat(parsed.messages, **options))
             served.metrics.record_reply(reply)
             return chat_completion(reply, served.served_name)
-        events = await _started(served.model.astream(parsed.messages, **options))
+        events = await served.model.astart(parsed.messages, **options)
+    except ClientDisconnected:
+        raise
     except Exception as exc:
         raise from_exception(exc) from exc
     chunks = chat_completion_chunks(events, parsed, served.served_name, on_reply=served.metrics.record_reply)
@@ -294,20 +335,30 @@ async def _responses(request: Request) -> Any:
 
     try:
         if builtins:
-            events: AsyncIterator[Any] = turns_with_builtins(served.model, messages, options, tools)
+            events: AsyncIterator[Any] = await start_turns_with_builtins(served.model, messages, options, tools)
         elif not parsed.stream:
-            reply = await served.model.achat(messages, **options)
+            reply = await _while_connected(request, served.model.achat(messages, **options))
             remember(reply)
             return response.complete(reply)
         else:
-            events = served.model.astream(messages, **options)
-        events = await _started(events)
+            events = await served.model.astart(messages, **options)
+    except ClientDisconnected:
+        raise
     except Exception as exc:
         raise from_exception(exc) from exc
     stream = response.events(events, on_reply=remember)
     if not parsed.stream:  # builtin tools' turns, answered whole: the response the stream would end with
-        async for _ in stream:
-            pass
+
+        async def drained() -> None:
+            async for _ in stream:
+                pass
+
+        try:
+            await _while_connected(request, drained())
+        except ClientDisconnected:
+            raise
+        except Exception as exc:
+            raise from_exception(exc) from exc
         return response.final
     return StreamingResponse(_stream_with_errors(stream, named_events=True), media_type="text/event-stream")
 
@@ -318,7 +369,7 @@ def _limit_results(browser: Browser, web_search: WebSearch) -> None:
 
 
 async def _chat_completions_with_builtins(
-    served: _Served, parsed: ChatCompletionRequest, options: dict[str, Any]
+    request: Request, served: _Served, parsed: ChatCompletionRequest, options: dict[str, Any]
 ) -> Any:
     """Chat Completions with builtin tools run by the server. The API has no shape for a builtin call, so the
     calls, with their output, come back in the message's `code_interpreter_calls` and `web_search_calls` (an
@@ -330,9 +381,8 @@ async def _chat_completions_with_builtins(
     if web_search is not None:
         tools.browser = Browser(*served.checked_search("web_search_options"))
         _limit_results(tools.browser, web_search)
-    events = turns_with_builtins(served.model, parsed.messages, options, tools)
     try:
-        events = await _started(events)
+        events = await start_turns_with_builtins(served.model, parsed.messages, options, tools)
     except Exception as exc:
         raise from_exception(exc) from exc
     containers: list[str] = []
@@ -350,23 +400,13 @@ async def _chat_completions_with_builtins(
     if parsed.stream:
         chunks = chat_completion_chunks(released(events), parsed, served.served_name, served.metrics.record_reply)
         return StreamingResponse(_stream_with_errors(chunks), media_type="text/event-stream")
+    collected = collected_chat_completion(released(events), served.served_name, served.metrics.record_reply)
     try:
-        return await collected_chat_completion(released(events), served.served_name, served.metrics.record_reply)
+        return await _while_connected(request, collected)
+    except ClientDisconnected:
+        raise
     except Exception as exc:
         raise from_exception(exc) from exc
-
-
-async def _started(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """`events` with its first event awaited now, so a request the model refuses (too long, invalid) is an
-    HTTP error rather than a stream that fails after its headers went out."""
-    first = await events.__anext__()
-    return _prepend(first, events)
-
-
-async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    yield first
-    async for item in rest:
-        yield item
 
 
 async def _stream_with_errors(chunks: AsyncIterator[str], named_events: bool = False) -> AsyncIterator[str]:

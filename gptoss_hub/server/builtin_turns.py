@@ -1,6 +1,7 @@
 """The turns of one response whose builtin tool calls the server runs (python, the browser).
 
-`turns_with_builtins` streams the model's events; whenever a turn ends in calls the server runs, it runs them
+`start_turns_with_builtins` starts the first turn (a request the model refuses raises there) and returns
+the model's events; whenever a turn ends in calls the server runs, it runs them
 (python in the conversation's sandboxed session, browser calls in its page stack) and the model goes on with
 their results, until a turn ends without one (or `MAX_ROUNDS` is reached). With a browser, the answer's
 `【cursor†Lx-Ly】` citations become links as they stream, each followed by a `Cited` event.
@@ -20,7 +21,7 @@ from gptoss_hub.server.web_search import BrowserRan, BrowserRunning, Cited, acti
 from gptoss_hub.tools.browser import Browser
 from gptoss_hub.tools.browser.citations import CitationStream, cite
 
-__all__ = ["MAX_ROUNDS", "ServerEvent", "ServerTools", "TurnEnded", "turns_with_builtins"]
+__all__ = ["MAX_ROUNDS", "ServerEvent", "ServerTools", "TurnEnded", "start_turns_with_builtins"]
 
 #: Model turns one response may take while the model keeps calling builtin tools.
 MAX_ROUNDS = 8
@@ -75,19 +76,34 @@ async def _cited(events: AsyncIterator[StreamEvent], browser: Browser | None) ->
         yield event
 
 
-async def turns_with_builtins(
+async def start_turns_with_builtins(
     model: Any, messages: list[dict[str, Any]], options: dict[str, Any], tools: ServerTools
 ) -> AsyncIterator[ServerEvent]:
-    """The model's events over as many turns as its builtin calls take; `Done` last, whose reply is the last
-    turn's with the usage of every turn added up (tool outputs count as the prompt tokens they become),
-    `transcript` holding every message the response added, and the answer's citations as links."""
+    """The model's events over as many turns as its builtin calls take, returned once the first turn has
+    started (see `Model.astart`); `Done` last, whose reply is the last turn's with the usage of every turn
+    added up (tool outputs count as the prompt tokens they become), `transcript` holding every message the
+    response added, and the answer's citations as links."""
+    first = await model.astart(messages, **options)
+    return _turns(first, model, messages, options, tools)
+
+
+async def _turns(
+    first: AsyncIterator[StreamEvent],
+    model: Any,
+    messages: list[dict[str, Any]],
+    options: dict[str, Any],
+    tools: ServerTools,
+) -> AsyncIterator[ServerEvent]:
     conversation = list(messages)
     added: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
     container_id = tools.container_id
+    turn: AsyncIterator[StreamEvent] | None = first
     for _ in range(MAX_ROUNDS):
         reply: Reply | None = None
-        async for event in _cited(model.astream(conversation, **options), tools.browser):
+        events = turn if turn is not None else model.astream(conversation, **options)
+        turn = None
+        async for event in _cited(events, tools.browser):
             if isinstance(event, Done):
                 reply = event.reply
             else:
