@@ -112,6 +112,7 @@ class Model:
         Options: `tools`, `builtin_tools`, `reasoning_effort` ("low" | "medium" | "high"), `instructions`,
         `model_identity`, `knowledge_cutoff`, `current_date` (default today; `None` omits it),
         `max_tokens`, `temperature` (0 is greedy; default `default_temperature`), `top_p`, `top_k`, `min_p`, `seed`, `response_format`,
+        `stop` (a string or up to 4: the answer ends before the first that appears on the final channel),
         `tool_choice` ("auto"; "none" hides the tools; "required" or `{"type": "function", "function": {"name": N}}`
         make the reply end in a call, see `gptoss_hub.tool_choice`).
         """

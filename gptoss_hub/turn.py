@@ -23,11 +23,12 @@ from pydantic import ValidationError
 
 from gptoss_hub.engine import Engine, GenerationChunk, GenerationRequest, MessageEngine
 from gptoss_hub.errors import InvalidRequestError
-from gptoss_hub.events import Done, StreamEvent
+from gptoss_hub.events import ContentDelta, Done, StreamEvent
 from gptoss_hub.harmony import ReplyParser, render, stop_token_ids
 from gptoss_hub.prompt_limits import check_prompt_cost
 from gptoss_hub.reply import Timings, Usage
 from gptoss_hub.steering import CallSteering
+from gptoss_hub.stop_strings import StopStrings, stop_list
 from gptoss_hub.tool_choice import ToolChoice
 from gptoss_hub.tools import normalize_tools
 
@@ -128,6 +129,7 @@ class TokenTurns:
                 "Use a backend that declares json_schema (vllm, llamacpp), or drop response_format."
             )
         sampling = {name: options[name] for name in _SAMPLING_FIELDS if options.get(name) is not None}
+        stops = stop_list(options.get("stop"))
         check_prompt_cost(messages, render_options, capabilities.max_context)
         prompt = render(messages, **render_options)
         try:
@@ -137,7 +139,8 @@ class TokenTurns:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise InvalidRequestError(f"Invalid generation settings: {problems}.") from exc
-        return TokenTurn(request, CallSteering(choice, call_schema, capabilities.max_context), deltas=deltas)
+        steering = CallSteering(choice, call_schema, capabilities.max_context)
+        return TokenTurn(request, steering, deltas=deltas, stops=StopStrings(stops) if stops else None)
 
     def stream(self, messages: list[Any], options: dict[str, Any], *, deltas: bool = True) -> Iterator[StreamEvent]:
         """The events of one turn, generated with the engine's synchronous `generate`."""
@@ -199,7 +202,7 @@ class TokenTurns:
 
 #: Sampling options, as `GenerationRequest` names them (None leaves its default).
 _SAMPLING_FIELDS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "seed")
-_SAMPLING_OPTIONS = (*_SAMPLING_FIELDS, "response_format", "tool_choice")
+_SAMPLING_OPTIONS = (*_SAMPLING_FIELDS, "response_format", "tool_choice", "stop")
 
 
 class TokenTurn:
@@ -215,12 +218,23 @@ class TokenTurn:
     cost a small model several percent of its speed.
     """
 
-    def __init__(self, request: GenerationRequest, steering: CallSteering, *, deltas: bool = True):
+    def __init__(
+        self,
+        request: GenerationRequest,
+        steering: CallSteering,
+        *,
+        deltas: bool = True,
+        stops: StopStrings | None = None,
+    ):
         self.request = request
         self.steering = steering
         self.parser = ReplyParser()
+        #: The `stop` strings watched on the final channel, if any; with them each id is parsed as it comes.
+        self.stops = stops
+        #: The content shown so far, when stop strings are watched (the reply's content, if one matched).
+        self.shown: list[str] = []
         #: The ids not parsed yet, when parsing waits for `finish()`; `None` when each id is parsed as it comes.
-        self.unparsed: list[int] | None = None if deltas or steering.active else []
+        self.unparsed: list[int] | None = None if deltas or steering.active or stops else []
         self.prompt_tokens = len(request.prompt_ids)
         self.started = time.perf_counter()
         self.first_token_at: float | None = None
@@ -258,10 +272,38 @@ class TokenTurn:
                 # The events of the refused header (a wrong call's start) never reach the caller.
                 self.steer_needed = True
                 return events
+            if self.stops is not None:
+                produced = self._watched(produced)
+                if self.stops.matched:
+                    events.extend(produced)
+                    self.finish_reason, self.ended = "stop", True
+                    return events
             events.extend(produced)
             if token_id in stop_ids:
                 self.finish_reason, self.ended = "stop", True
                 return events
+        return events
+
+    def _watched(self, produced: list[StreamEvent]) -> list[StreamEvent]:
+        """`produced` with the final channel's text passed through the stop strings: held back while it may
+        begin one, cut where one appears (and nothing after it)."""
+        stops = self.stops
+        assert stops is not None
+        events: list[StreamEvent] = []
+        for event in produced:
+            if stops.matched:
+                break
+            if isinstance(event, ContentDelta):
+                header = self.parser.message_header()
+                watched = header is None or header[0] != "commentary"  # a preamble is not the answer
+                text = stops.feed(event.text) if watched else event.text
+            else:
+                text = stops.flush()  # another message began: what was held back cannot complete a stop
+            if text:
+                self.shown.append(text)
+                events.append(ContentDelta(text))
+            if not isinstance(event, ContentDelta):
+                events.append(event)
         return events
 
     def _collect(self, token_ids: list[int], unparsed: list[int]) -> None:
@@ -294,21 +336,28 @@ class TokenTurn:
             for token_id in self.unparsed:
                 self.parser.feed(token_id)  # the events of each id are not wanted: only the reply is
             self.unparsed = []
-        events = self.parser.finish(self.finish_reason)  # type: ignore[arg-type]
-        done = events[-1]
+        stopped = self.stops is not None and self.stops.matched
+        # A stop string ends the answer mid-message: that is the request, not a truncated output.
+        *events, done = self.parser.finish("length" if stopped else self.finish_reason)  # type: ignore[arg-type]
         assert isinstance(done, Done)
+        update: dict[str, Any] = {}
+        if self.stops is not None and stopped:
+            events = [event for event in events if not isinstance(event, ContentDelta)]
+            update["content"] = "".join(self.shown)
+            if done.reply.finish_reason == "length":
+                update["finish_reason"] = "stop"
+        elif self.stops is not None:
+            events = self._watched(events)
+            held = self.stops.flush()  # the answer ended without completing a stop string
+            if held:
+                self.shown.append(held)
+                events.append(ContentDelta(held))
         completion = len(done.reply.token_ids)
-        reply = done.reply.model_copy(
-            update={
-                "usage": Usage(
-                    prompt_tokens=self.prompt_tokens,
-                    completion_tokens=completion,
-                    total_tokens=self.prompt_tokens + completion,
-                ),
-                "timings": Timings.since(self.started, self.first_token_at, completion),
-            }
+        update["usage"] = Usage(
+            prompt_tokens=self.prompt_tokens, completion_tokens=completion, total_tokens=self.prompt_tokens + completion
         )
-        return [*events[:-1], Done(reply)]
+        update["timings"] = Timings.since(self.started, self.first_token_at, completion)
+        return [*events, Done(done.reply.model_copy(update=update))]
 
 
 async def _prepend(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:

@@ -132,3 +132,11 @@ def test_tool_choice_travels_to_the_server(remote, tiny_model):
     assert far.finish_reason == "tool_calls" and far.reasoning == local.reasoning
     with pytest.raises(InvalidRequestError, match="not among the tools offered"):
         remote.chat(messages, tools=[get_weather], tool_choice={"type": "function", "name": "get_time"})
+
+
+def test_stop_strings_travel_to_the_server(remote, tiny_model):
+    question = [{"role": "user", "content": "How many r's are in strawberry?"}]
+    whole = tiny_model.chat(question, temperature=0).content
+    assert whole == 'There are 3 r\'s in "strawberry".'
+    far = remote.chat(question, stop=["r's"], temperature=0)
+    assert (far.content, far.finish_reason) == ("There are 3 ", "stop")

@@ -90,10 +90,17 @@ def test_stream_must_be_a_boolean(client, route, stream):
     assert error["param"] == "stream"
 
 
-@pytest.mark.parametrize(("field", "value"), [("n", 2), ("stop", ["\n"])])
-def test_responses_refuse_n_and_stop_as_chat_does(client, field, value):
+@pytest.mark.parametrize(("field", "value"), [("n", 2), ("n", 0), ("stop", ["a", "b", "c", "d", "e"]), ("stop", [""])])
+def test_responses_refuse_several_outputs_and_bad_stops(client, field, value):
     error = _error(client.post("/v1/responses", json={"model": "tiny", "input": "hi", field: value}))
     assert error["param"] == field
+
+
+@pytest.mark.parametrize(("field", "value"), [("n", 17), ("n", 0), ("stop", "x" * 300), ("stop", [3])])
+def test_chat_refuses_too_many_choices_and_bad_stops(client, field, value):
+    body = {"model": "tiny", "messages": USER, field: value}
+    error = _error(client.post("/v1/chat/completions", json=body))
+    assert error["param"].split(".")[0] == field  # "stop.str": pydantic names the type it tried
 
 
 def test_unknown_routes_and_methods_answer_in_openais_error_shape(client):

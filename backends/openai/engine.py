@@ -23,7 +23,7 @@ from gptoss_hub.tools import normalize_tools
 __all__ = ["OpenAIEngine", "OpenAIOptions"]
 
 #: `Model.chat` options sent as Chat Completions fields of the same name.
-_SAMPLING = ("temperature", "top_p", "seed", "max_tokens", "reasoning_effort", "response_format")
+_SAMPLING = ("temperature", "top_p", "seed", "max_tokens", "reasoning_effort", "response_format", "stop")
 #: Accepted by vLLM, llama.cpp and gptoss-hub servers, not by OpenAI's: sent only when set.
 _EXTRA_SAMPLING = ("top_k", "min_p")
 

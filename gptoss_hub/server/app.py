@@ -176,12 +176,14 @@ async def _while_connected(request: Request, work: Awaitable[ResultT]) -> Result
     gone = asyncio.ensure_future(_disconnect(request))
     try:
         await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
+    except BaseException:  # this request is being cancelled itself (the server is stopping)
         gone.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})  # the work's clean-up (its generation told to stop) runs before the answer
-    if task.cancelled():
+        task.cancel()
+        raise
+    gone.cancel()
+    if not task.done():  # the client left first
+        task.cancel()
+        await asyncio.wait({task})  # the work's clean-up (its generation told to stop) runs before the answer
         raise ClientDisconnected()
     return task.result()
 
@@ -287,17 +289,24 @@ async def _chat_completions(request: Request) -> Any:
     options = model_options(parsed)
     if "builtin_tools" in options:
         return await _chat_completions_with_builtins(request, served, parsed, options)
+    count = parsed.n or 1  # each choice its own generation: a batching backend runs them together
     try:
         if not parsed.stream:
-            reply = await _while_connected(request, served.model.achat(parsed.messages, **options))
-            served.metrics.record_reply(reply)
-            return chat_completion(reply, served.served_name)
-        events = await served.model.astart(parsed.messages, **options)
+            answers = asyncio.gather(
+                *(served.model.achat(parsed.messages, **chat_api.choice_options(options, i)) for i in range(count))
+            )
+            replies = await _while_connected(request, answers)
+            for reply in replies:
+                served.metrics.record_reply(reply)
+            return chat_completion(replies, served.served_name)
+        streams = [
+            await served.model.astart(parsed.messages, **chat_api.choice_options(options, i)) for i in range(count)
+        ]
     except ClientDisconnected:
         raise
     except Exception as exc:
         raise from_exception(exc) from exc
-    chunks = chat_completion_chunks(events, parsed, served.served_name, on_reply=served.metrics.record_reply)
+    chunks = chat_completion_chunks(streams, parsed, served.served_name, on_reply=served.metrics.record_reply)
     return StreamingResponse(_stream_with_errors(chunks), media_type="text/event-stream")
 
 
@@ -398,7 +407,7 @@ async def _chat_completions_with_builtins(
                 served.containers.release(container_id)
 
     if parsed.stream:
-        chunks = chat_completion_chunks(released(events), parsed, served.served_name, served.metrics.record_reply)
+        chunks = chat_completion_chunks([released(events)], parsed, served.served_name, served.metrics.record_reply)
         return StreamingResponse(_stream_with_errors(chunks), media_type="text/event-stream")
     collected = collected_chat_completion(released(events), served.served_name, served.metrics.record_reply)
     try:

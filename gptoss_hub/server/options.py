@@ -6,10 +6,11 @@ from typing import Any
 
 from gptoss_hub.errors import InvalidRequestError, ToolError
 from gptoss_hub.server.errors import APIError
+from gptoss_hub.stop_strings import stop_list
 from gptoss_hub.tool_choice import ToolChoice
 from gptoss_hub.tools import normalize_tools
 
-__all__ = ["checked_tool_choice", "refuse_several_outputs_and_stops"]
+__all__ = ["checked_choices", "checked_stop", "checked_tool_choice"]
 
 
 def checked_tool_choice(value: Any, tools: list[Any] | None) -> Any:
@@ -25,15 +26,18 @@ def checked_tool_choice(value: Any, tools: list[Any] | None) -> Any:
     return value
 
 
-def refuse_several_outputs_and_stops(n: int | None, stop: str | list[str] | None) -> None:
-    """A 400 naming the field for `n` other than 1 and for `stop` sequences, which neither API serves."""
-    if n not in (None, 1):
-        raise APIError(400, "Only n=1 is supported; send several requests instead.", "invalid_request_error", None, "n")
-    if stop:
-        raise APIError(
-            400,
-            "`stop` sequences are not supported: gpt-oss replies end at harmony's own stop tokens.",
-            "invalid_request_error",
-            None,
-            "stop",
-        )
+def checked_stop(stop: str | list[str] | None) -> list[str] | None:
+    """The `stop` strings, or a 400 naming the field (at most 4, none empty)."""
+    try:
+        return stop_list(stop) or None
+    except InvalidRequestError as exc:
+        raise APIError(400, str(exc), "invalid_request_error", None, "stop") from exc
+
+
+def checked_choices(n: int | None, most: int) -> int:
+    """How many choices a request asks for (`n`, default 1), or a 400 naming the field beyond `most`."""
+    count = 1 if n is None else n
+    if not 1 <= count <= most:
+        message = f"n must be between 1 and {most}, got {count}." if most > 1 else "Only n=1 is supported here."
+        raise APIError(400, message, "invalid_request_error", None, "n")
+    return count

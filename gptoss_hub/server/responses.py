@@ -24,7 +24,7 @@ from gptoss_hub.events import ContentDelta, Done, ReasoningDelta, ToolCallArgume
 from gptoss_hub.reply import Citation, Reply
 from gptoss_hub.server.builtin_turns import ServerEvent
 from gptoss_hub.server.errors import APIError
-from gptoss_hub.server.options import checked_tool_choice, refuse_several_outputs_and_stops
+from gptoss_hub.server.options import checked_choices, checked_stop, checked_tool_choice
 from gptoss_hub.server.python_calls import PythonRan, PythonRunning
 from gptoss_hub.server.web_search import BrowserRan, BrowserRunning, Cited, WebSearch, web_search_request
 
@@ -69,7 +69,8 @@ class ResponsesRequest(BaseModel):
     seed: int | None = None
     stream: StrictBool = False
     store: StrictBool = True
-    #: Not in the Responses API; read only to refuse them, as Chat Completions does, rather than ignore them.
+    #: Not in the Responses API: `n` is read only to refuse it rather than ignore it; `stop` strings are
+    #: honoured as Chat Completions honours them.
     n: int | None = None
     stop: str | list[str] | None = None
     previous_response_id: str | None = None
@@ -181,7 +182,7 @@ def input_messages(request: ResponsesRequest) -> list[dict[str, Any]]:
 
 def model_options(request: ResponsesRequest) -> dict[str, Any]:
     """The `Model.chat` keyword arguments a Responses request stands for."""
-    refuse_several_outputs_and_stops(request.n, request.stop)
+    checked_choices(request.n, most=1)  # the Responses API has one output
     tools = None
     builtins: list[str] = []  # run by this server
     if request.tools:
@@ -207,6 +208,9 @@ def model_options(request: ResponsesRequest) -> dict[str, Any]:
         options["builtin_tools"] = builtins
     if request.instructions:
         options["instructions"] = request.instructions
+    stop = checked_stop(request.stop)
+    if stop:
+        options["stop"] = stop
     if request.reasoning is not None and request.reasoning.effort:
         options["reasoning_effort"] = request.reasoning.effort
     text_format = (request.text or {}).get("format")
