@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["add_serve_parser", "api_key", "backend_options", "run_serve"]
+__all__ = ["add_serve_parser", "api_key", "backend_options", "reasoning_seal", "run_serve"]
 
 
 def add_serve_parser(subparsers: Any) -> None:
@@ -27,6 +27,13 @@ def add_serve_parser(subparsers: Any) -> None:
         help="require this bearer key ($GPTOSS_HUB_API_KEY; a key given here shows in `ps`: prefer --api-key-file)",
     )
     parser.add_argument("--api-key-file", default=None, help="require the bearer key this file holds (first line)")
+    parser.add_argument(
+        "--reasoning-key-file",
+        default=None,
+        help="seal the reasoning clients keep (Responses' include: reasoning.encrypted_content) with a key derived "
+        "from this file's secret, so every replica and a restarted server can open it "
+        "($GPTOSS_HUB_REASONING_KEY; default: a random key for this process)",
+    )
     parser.add_argument("--served-model-name", default=None, help="the name clients use (default: the model's)")
     parser.add_argument(
         "--search",
@@ -82,6 +89,26 @@ def api_key(args: argparse.Namespace) -> str | None:
     return key
 
 
+def reasoning_seal(args: argparse.Namespace) -> Any:
+    """The `ReasoningSeal` of `--reasoning-key-file` (its whole content is the secret), else of
+    `$GPTOSS_HUB_REASONING_KEY`, else a random one; an empty or unreadable file is an error."""
+    from gptoss_hub.errors import InvalidRequestError
+    from gptoss_hub.server.sealed_reasoning import ReasoningSeal
+
+    if args.reasoning_key_file is None:
+        return ReasoningSeal.from_environment()
+    try:
+        secret = Path(args.reasoning_key_file).read_bytes().strip()
+    except OSError as exc:
+        raise InvalidRequestError(f"--reasoning-key-file {args.reasoning_key_file}: {exc.strerror}.") from exc
+    if len(secret) < 16:
+        raise InvalidRequestError(
+            f"--reasoning-key-file {args.reasoning_key_file} holds {len(secret)} bytes; write a secret of at least "
+            "16 (for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+        )
+    return ReasoningSeal(secret)
+
+
 def run_serve(args: argparse.Namespace, console: Console) -> int:
     """Load the model (planning for serving), then serve it with uvicorn until interrupted."""
     import uvicorn
@@ -91,13 +118,16 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     from gptoss_hub.tools.browser.sources import search_source
 
     search = search_source(args.search) if args.search is not None else None  # before loading: fails at once
+    seal = reasoning_seal(args)
     model = gh.load(args.model, backend=args.backend, serving=True, **backend_options(args.option))
     # uvicorn shuts down on SIGTERM, then raises the signal again under the handler it found. Python's
     # default one ends the process on the spot, before `model.close()`, and a backend's processes (vLLM's
     # engine) would outlive the server; this one exits through `finally` instead.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        app = create_app(model, model_name=args.served_model_name, api_key=api_key(args), search=search)
+        app = create_app(
+            model, model_name=args.served_model_name, api_key=api_key(args), search=search, reasoning_seal=seal
+        )
         where = f"http://{args.host}:{args.port}/v1"
         console.print(f"serving {model.info.model} on {model.info.backend} at {where}", markup=False)
         if args.search is not None:

@@ -30,6 +30,7 @@ from gptoss_hub.server.chat_completions import (
 from gptoss_hub.server.errors import APIError, error_body, from_exception
 from gptoss_hub.server.metrics import ServerMetrics
 from gptoss_hub.server.python_calls import PythonContainers, PythonRan
+from gptoss_hub.server.sealed_reasoning import ReasoningSeal
 from gptoss_hub.server.web_search import Browsers, WebSearch
 from gptoss_hub.tools.browser import Browser, PageFetcher, SearchBackend
 
@@ -71,6 +72,7 @@ class _Served:
         served_name: str,
         max_body_bytes: int,
         search: tuple[SearchBackend, PageFetcher] | None,
+        seal: ReasoningSeal | None,
     ):
         self.model = model
         self.served_name = served_name
@@ -85,6 +87,8 @@ class _Served:
         self.search = search
         #: Page stacks of the conversations whose requests offer the browser.
         self.browsers = Browsers(*search) if search is not None else None
+        #: Seals reasoning for clients that keep it themselves (`include: ["reasoning.encrypted_content"]`).
+        self.seal = seal or ReasoningSeal.from_environment()
 
     def checked_search(self, param: str) -> tuple[SearchBackend, PageFetcher]:
         """The search source, or a 400 (on `param`) saying the server was started without one."""
@@ -120,15 +124,17 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_pending: int = DEFAULT_MAX_PENDING,
     search: tuple[SearchBackend, PageFetcher] | None = None,
+    reasoning_seal: ReasoningSeal | None = None,
 ) -> Any:
     """A FastAPI app serving `model` as `model_name` (default: the model's own name).
 
     With `api_key`, every `/v1/` route wants `Authorization: Bearer <api_key>`; `/health` and `/metrics`
     stay open. Bodies over `max_body_bytes` get 413, and requests beyond `max_pending` in progress 429.
     With `search` (a search backend and a page fetcher, see `gptoss_hub.tools.browser.sources`), requests
-    may ask for web search, which the server runs with its browser.
+    may ask for web search, which the server runs with its browser. `reasoning_seal` seals the reasoning
+    clients ask to keep (default: from `$GPTOSS_HUB_REASONING_KEY`, else a random key for this process).
     """
-    served = _Served(model, model_name or model.info.model, max_body_bytes, search)
+    served = _Served(model, model_name or model.info.model, max_body_bytes, search, reasoning_seal)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -315,9 +321,10 @@ async def _responses(request: Request) -> Any:
     parsed = await _parsed(request, responses_api.ResponsesRequest)
     served.check_model(parsed.model)
     history = served.store.conversation(parsed.previous_response_id) if parsed.previous_response_id else []
-    messages = history + responses_api.input_messages(parsed)
+    messages = history + responses_api.input_messages(parsed, served.seal)
     options = responses_api.model_options(parsed)
-    response = responses_api.ResponseStream(parsed, served.served_name)
+    seal = served.seal if responses_api.sealing(parsed) else None
+    response = responses_api.ResponseStream(parsed, served.served_name, seal)
     builtins = options.get("builtin_tools", [])
     sessions = served.store.sessions(parsed.previous_response_id)
     tools = ServerTools()

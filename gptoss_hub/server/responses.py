@@ -26,6 +26,7 @@ from gptoss_hub.server.builtin_turns import ServerEvent
 from gptoss_hub.server.errors import APIError
 from gptoss_hub.server.options import checked_choices, checked_stop, checked_tool_choice
 from gptoss_hub.server.python_calls import PythonRan, PythonRunning
+from gptoss_hub.server.sealed_reasoning import ReasoningSeal, UnsealError
 from gptoss_hub.server.web_search import BrowserRan, BrowserRunning, Cited, WebSearch, web_search_request
 
 __all__ = [
@@ -45,6 +46,10 @@ DEFAULT_STORE_SIZE = 1024
 DEFAULT_STORE_BYTES = 256 * 1024 * 1024
 #: The Responses tools that offer the browser (the first is the current name, the second the older one).
 WEB_SEARCH_TOOLS = ("web_search", "web_search_preview")
+#: `include` values honoured: sealed reasoning is added on request; the others name what every response of
+#: this server holds anyway (a web search's sources, a python call's outputs).
+SEALED_REASONING = "reasoning.encrypted_content"
+INCLUDES = (SEALED_REASONING, "web_search_call.action.sources", "code_interpreter_call.outputs")
 
 
 class Reasoning(BaseModel):
@@ -74,6 +79,7 @@ class ResponsesRequest(BaseModel):
     n: int | None = None
     stop: str | list[str] | None = None
     previous_response_id: str | None = None
+    include: list[str] | None = None
 
 
 class ResponseStore:
@@ -141,8 +147,45 @@ def _text(content: Any, where: str) -> str:
     raise APIError(400, f"{where}: content must be a string or a list of text parts.", "invalid_request_error")
 
 
-def input_messages(request: ResponsesRequest) -> list[dict[str, Any]]:
-    """The request's `input` as Chat Completions messages (what the hub renders)."""
+def sealing(request: ResponsesRequest) -> bool:
+    """Whether the request asks for its reasoning sealed (`include: ["reasoning.encrypted_content"]`); a 400
+    naming `include` for a value this server cannot honour."""
+    for value in request.include or ():
+        if value not in INCLUDES:
+            raise APIError(
+                400,
+                f"include: {value!r} is not supported; this server honours {', '.join(INCLUDES)}.",
+                "invalid_request_error",
+                None,
+                "include",
+            )
+    return SEALED_REASONING in (request.include or ())
+
+
+def _reasoning_text(item: dict[str, Any], seal: ReasoningSeal, where: str) -> str:
+    """The text of an input `reasoning` item: unsealed from `encrypted_content`, else its content or summary."""
+    sealed = item.get("encrypted_content")
+    if sealed is not None:
+        try:
+            if not isinstance(sealed, str):
+                raise UnsealError("it is not a string")
+            return seal.unseal(sealed)
+        except UnsealError as exc:
+            raise APIError(
+                400,
+                f"{where}.encrypted_content cannot be unsealed: {exc}. Send the reasoning as this server "
+                "returned it, or leave the item out.",
+                "invalid_request_error",
+                "invalid_encrypted_content",
+                f"{where}.encrypted_content",
+            ) from exc
+    parts = item.get("content") or item.get("summary") or []
+    return "".join(str(part.get("text", "")) for part in parts if isinstance(part, dict))
+
+
+def input_messages(request: ResponsesRequest, seal: ReasoningSeal) -> list[dict[str, Any]]:
+    """The request's `input` as Chat Completions messages (what the hub renders); sealed reasoning is opened
+    with `seal`."""
     if isinstance(request.input, str):
         return [{"role": "user", "content": request.input}]
     messages: list[dict[str, Any]] = []
@@ -159,8 +202,7 @@ def input_messages(request: ResponsesRequest) -> list[dict[str, Any]]:
                 message["reasoning_content"], pending_reasoning = pending_reasoning, None
             messages.append(message)
         elif kind == "reasoning":
-            parts = item.get("content") or item.get("summary") or []
-            pending_reasoning = "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+            pending_reasoning = _reasoning_text(item, seal, where)
         elif kind == "function_call":
             call = {"id": item.get("call_id"), "type": "function"}
             call["function"] = {"name": item.get("name"), "arguments": item.get("arguments", "{}")}
@@ -298,10 +340,18 @@ def _web_search_item(function: str) -> dict[str, Any]:
     return {"type": "web_search_call", "id": f"ws_{uuid.uuid4().hex}", "status": "in_progress", "action": action}
 
 
-def _output_items(reply: Reply) -> list[dict[str, Any]]:
+def _reasoning_item(text: str, seal: ReasoningSeal | None) -> dict[str, Any]:
+    """A finished `reasoning` item holding `text`, sealed into `encrypted_content` too when `seal` is given."""
+    item = _new_reasoning_item() | {"content": [{"type": "reasoning_text", "text": text}]}
+    if seal is not None:
+        item["encrypted_content"] = seal.seal(text)
+    return item
+
+
+def _output_items(reply: Reply, seal: ReasoningSeal | None) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if reply.reasoning:
-        items.append(_new_reasoning_item() | {"content": [{"type": "reasoning_text", "text": reply.reasoning}]})
+        items.append(_reasoning_item(reply.reasoning, seal))
     if reply.content:
         annotations = [_url_citation(citation) for citation in reply.citations]
         part = {"type": "output_text", "text": reply.content, "annotations": annotations}
@@ -312,9 +362,15 @@ def _output_items(reply: Reply) -> list[dict[str, Any]]:
 
 
 def response_object(
-    request: ResponsesRequest, reply: Reply | None, model_name: str, response_id: str, created: int
+    request: ResponsesRequest,
+    reply: Reply | None,
+    model_name: str,
+    response_id: str,
+    created: int,
+    seal: ReasoningSeal | None = None,
 ) -> dict[str, Any]:
-    """A `response` object; `reply=None` is the in-progress response streaming starts with."""
+    """A `response` object; `reply=None` is the in-progress response streaming starts with. With `seal`, the
+    reasoning is sealed into `encrypted_content` too."""
     incomplete = reply is not None and reply.finish_reason == "length"
     body: dict[str, Any] = {
         "id": response_id,
@@ -322,7 +378,7 @@ def response_object(
         "created_at": created,
         "status": ("incomplete" if incomplete else "completed") if reply is not None else "in_progress",
         "model": model_name,
-        "output": _output_items(reply) if reply is not None else [],
+        "output": _output_items(reply, seal) if reply is not None else [],
         "instructions": request.instructions,
         "tools": request.tools or [],
         "tool_choice": request.tool_choice or "auto",
@@ -360,8 +416,10 @@ class ResponseStream:
     the server-sent events it makes, numbered in order.
     """
 
-    def __init__(self, request: ResponsesRequest, model_name: str):
+    def __init__(self, request: ResponsesRequest, model_name: str, seal: ReasoningSeal | None = None):
         self.request, self.model_name = request, model_name
+        #: Seals each reasoning item's text into `encrypted_content`, when the request asks for it.
+        self.seal = seal
         self.id, self.created = f"resp_{uuid.uuid4().hex}", int(time.time())
         self.sequence = 0
         #: Every output item streamed, completed in place as it closes.
@@ -383,7 +441,7 @@ class ResponseStream:
 
     def complete(self, reply: Reply) -> dict[str, Any]:
         """The whole `response` object for `reply`."""
-        return response_object(self.request, reply, self.model_name, self.id, self.created)
+        return response_object(self.request, reply, self.model_name, self.id, self.created, self.seal)
 
     def event(self, kind: str, **fields: Any) -> str:
         """One server-sent event, with the next sequence number."""
@@ -440,7 +498,7 @@ class ResponseStream:
         closing = []
         if item["type"] == "reasoning":
             closing.append(self.event("response.reasoning_text.done", **where, content_index=0, text=joined))
-            item["content"] = [{"type": "reasoning_text", "text": joined}]
+            item.update({key: value for key, value in _reasoning_item(joined, self.seal).items() if key != "id"})
         elif item["type"] == "message":
             part = {"type": "output_text", "text": joined, "annotations": self.annotations}
             closing.append(self.event("response.output_text.done", **where, content_index=0, text=joined))
