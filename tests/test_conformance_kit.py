@@ -134,10 +134,13 @@ def _table(markdown: str) -> dict[str, dict[str, str]]:
 
 @pytest.mark.slow
 def test_every_installed_backend_passes_and_the_readme_shows_its_matrix(tmp_path):
-    """`gptoss-hub conformance --backend all` here: no failure, and the README's matrix is what it wrote."""
+    """`gptoss-hub conformance --backend all --quick` here: no failure, and the README's matrix (made by a full
+    run) is what it wrote. Quick: on a busy machine the full corpus on every backend would take most of CI's
+    time, and the checkpoint's build already verifies every corpus example."""
     report = tmp_path / "conformance.md"
+    command = [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "all", "--quick"]
     result = subprocess.run(
-        [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "all", "--report", str(report)],
+        [*command, "--report", str(report)],
         capture_output=True,
         text=True,
         timeout=2400,
@@ -145,6 +148,7 @@ def test_every_installed_backend_passes_and_the_readme_shows_its_matrix(tmp_path
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert report.with_suffix(".png").stat().st_size > 1000
+    assert "Quick run: greedy ids checked on" in report.read_text()
     generated = _table(report.read_text())
     backends = set(next(iter(generated.values())))
     assert {"transformers/cpu", "llamacpp/cpu", "echo"} <= backends
@@ -188,3 +192,17 @@ def test_the_kit_runs_vllm_in_the_references_dtype():
 
     assert reference_options("vllm", "tiny") == {"dtype": "float32"}
     assert reference_options("transformers/cpu", "tiny") == {} and reference_options("vllm", "./mine") == {}
+
+
+def test_a_quick_sample_spreads_over_the_corpus_and_keeps_every_kind():
+    from gptoss_hub.conformance.plugin import sample_examples
+    from gptoss_hub.testing import corpus_examples
+
+    examples = corpus_examples()
+    sample = sample_examples(examples, 64)
+    assert 64 <= len(sample) <= 64 + len({example.kind for example in examples})
+    assert {example.kind for example in sample} == {example.kind for example in examples}
+    positions = [examples.index(example) for example in sample]
+    assert positions == sorted(positions) and positions[-1] > len(examples) * 0.9  # the end is reached too
+    assert sample == sample_examples(examples, 64)  # the same every run
+    assert sample_examples(examples, 0) == examples == sample_examples(examples, 10**6)

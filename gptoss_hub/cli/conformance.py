@@ -12,6 +12,10 @@ from rich.console import Console
 __all__ = ["add_conformance_parser", "run_conformance"]
 
 
+#: Corpus examples `--quick` checks greedy ids on.
+QUICK_SAMPLE = 64
+
+
 def add_conformance_parser(subparsers: Any) -> None:
     """Register the `conformance` sub-command."""
     parser = subparsers.add_parser(
@@ -22,6 +26,12 @@ def add_conformance_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--model", default="tiny", help="checkpoint to check on (default: the tiny reference)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one check may take (default 600)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"check greedy ids on {QUICK_SAMPLE} corpus examples spread over every kind, not all of them "
+        "(the other checks are the same)",
+    )
     parser.add_argument(
         "-k", dest="keyword", default=None, help="run only the checks matching this pytest -k expression"
     )
@@ -57,6 +67,7 @@ def run_conformance(args: argparse.Namespace, console: Console) -> int:
                 f"--gptoss-model={args.model}",
                 f"--gptoss-timeout={args.timeout}",
                 f"--gptoss-report={results_path}",
+                f"--gptoss-sample={QUICK_SAMPLE if args.quick else 0}",
                 *(["-k", args.keyword] if args.keyword else []),
             ]
         )
@@ -65,8 +76,21 @@ def run_conformance(args: argparse.Namespace, console: Console) -> int:
             return 2
         import json
 
-        matrix = write_reports(json.loads(results_path.read_text()), args.report)
+        note = None
+        if args.quick:
+            from gptoss_hub.conformance.plugin import sample_examples
+            from gptoss_hub.testing import corpus_examples
+
+            examples = corpus_examples()
+            checked = len(sample_examples(examples, QUICK_SAMPLE))
+            note = (
+                f"Quick run: greedy ids checked on {checked} of the {len(examples)} corpus examples (spread over "
+                "every kind); run without --quick for all of them."
+            )
+        matrix = write_reports(json.loads(results_path.read_text()), args.report, note)
     console.print(matrix.to_markdown(), markup=False, highlight=False, soft_wrap=True)
+    if note:
+        console.print(note, markup=False, highlight=False)
     console.print(
         f"wrote {args.report}, {args.report.with_suffix('.json')} and {args.report.with_suffix('.png')}: "
         f"{len(matrix.rows)} backend(s), {len(matrix.checks)} checks, {matrix.failures} failure(s)"

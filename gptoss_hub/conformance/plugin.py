@@ -37,6 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gptoss-model", default="tiny", help="checkpoint to load (default: the tiny reference)")
     group.addoption("--gptoss-timeout", type=float, default=600.0, help="seconds one check may take")
     group.addoption("--gptoss-report", default=None, help="write the outcomes of the checks to this JSON file")
+    group.addoption(
+        "--gptoss-sample",
+        type=int,
+        default=0,
+        help="check greedy ids on this many corpus examples, spread over the corpus and every kind (0: all)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,6 +130,25 @@ def gptoss_examples() -> list[Any]:
     from gptoss_hub.testing import corpus_examples
 
     return corpus_examples()
+
+
+@pytest.fixture(scope="session")
+def gptoss_greedy_examples(request: pytest.FixtureRequest, gptoss_examples: list[Any]) -> list[Any]:
+    """The corpus examples the greedy-ids check runs: all of them, or `--gptoss-sample` of them."""
+    return sample_examples(gptoss_examples, request.config.getoption("gptoss_sample"))
+
+
+def sample_examples(examples: list[Any], size: int) -> list[Any]:
+    """`size` of `examples` (all when `size` is 0 or more than there are): evenly spread, in corpus order, and
+    with the first example of every kind among them, so no kind of turn goes unchecked."""
+    if size <= 0 or size >= len(examples):
+        return list(examples)
+    chosen = {index * len(examples) // size for index in range(size)}
+    firsts: dict[str, int] = {}
+    for index, example in enumerate(examples):
+        firsts.setdefault(example.kind, index)
+    chosen |= set(firsts.values())
+    return [examples[index] for index in sorted(chosen)]
 
 
 @pytest.hookimpl(tryfirst=True)

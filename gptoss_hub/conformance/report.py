@@ -140,11 +140,12 @@ class Matrix:
         plt.close(figure)
 
 
-def write_reports(results: Sequence[dict[str, Any]], markdown_path: Path) -> Matrix:
-    """Write `markdown_path` and, beside it, the same matrix as `.json` and `.png`; returns the matrix."""
+def write_reports(results: Sequence[dict[str, Any]], markdown_path: Path, note: str | None = None) -> Matrix:
+    """Write `markdown_path` (with `note`, how the run was made, below the matrix) and, beside it, the same
+    matrix as `.json` and `.png`; returns the matrix."""
     matrix = Matrix.from_results(results)
     markdown_path.parent.mkdir(parents=True, exist_ok=True)  # `--report out/conformance.md` on a fresh checkout
-    markdown_path.write_text(matrix.to_markdown())
+    markdown_path.write_text(matrix.to_markdown() + (f"\n{note}\n" if note else ""))
     markdown_path.with_suffix(".json").write_text(json.dumps(matrix.to_json(), indent=2) + "\n")
     matrix.to_png(markdown_path.with_suffix(".png"))
     return matrix
