@@ -29,6 +29,7 @@ from gptoss_hub.server.chat_completions import (
 )
 from gptoss_hub.server.errors import APIError, error_body, from_exception
 from gptoss_hub.server.metrics import ServerMetrics
+from gptoss_hub.server.openapi import openapi_schema
 from gptoss_hub.server.python_calls import PythonContainers, PythonRan
 from gptoss_hub.server.sealed_reasoning import ReasoningSeal
 from gptoss_hub.server.web_search import Browsers, WebSearch
@@ -156,6 +157,7 @@ def create_app(
     app.add_api_route("/v1/models", _models, methods=["GET"])
     app.add_api_route("/v1/chat/completions", _chat_completions, methods=["POST"])
     app.add_api_route("/v1/responses", _responses, methods=["POST"])
+    app.openapi = lambda: openapi_schema(app, sorted(served.accepted_names))  # type: ignore[method-assign]  # the real bodies and statuses
     return app
 
 
