@@ -111,3 +111,31 @@ def test_the_tiny_model_answers_n_times_the_same_when_greedy(hub_server):
     ]
     first = [(c.function.name, c.function.arguments) for c in one.choices[0].message.tool_calls or ()]
     assert calls == [first] * 3
+
+
+def test_the_choices_are_generated_at_the_same_time_so_a_batching_engine_batches_them():
+    import asyncio
+
+    class Concurrent(ScriptedEngine):
+        """Counts the generations in flight at once (what a batching engine would put in one batch)."""
+
+        in_flight = most = 0
+
+        async def agenerate(self, request):
+            Concurrent.in_flight += 1
+            Concurrent.most = max(Concurrent.most, Concurrent.in_flight)
+            try:
+                await asyncio.sleep(0.05)  # the others start meanwhile
+                for chunk in self.generate(request):
+                    yield chunk
+            finally:
+                Concurrent.in_flight -= 1
+
+    for stream in (False, True):
+        Concurrent.most = 0
+        client = TestClient(create_app(scripted_model(Concurrent(ANSWER)), model_name="tiny"))
+        with client:
+            body = client.post(
+                "/v1/chat/completions", json={"model": "tiny", "messages": USER, "n": 4, "stream": stream}
+            )
+        assert body.status_code == 200 and Concurrent.most == 4, (stream, Concurrent.most)
