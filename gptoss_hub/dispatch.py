@@ -9,6 +9,7 @@ silently.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -146,10 +147,11 @@ def _matching(registry: BackendRegistry, requested: str) -> list[Backend]:
     return []
 
 
-def _consider(backend: Any, spec: ModelSpec, report: HardwareReport, preferences: Preferences) -> Candidate:
-    candidate = Candidate(
-        backend.name, backend.rank, tuple(backend.check(report, spec)), memory=backend.memory_estimate(report, spec)
-    )
+def _consider(
+    backend: Any, spec: ModelSpec, report: HardwareReport, preferences: Preferences, options: Mapping[str, Any]
+) -> Candidate:
+    reasons = [*backend.check(report, spec), *(backend.check_options(report, spec, options) if options else [])]
+    candidate = Candidate(backend.name, backend.rank, tuple(reasons), memory=backend.memory_estimate(report, spec))
     bound_to = backend.device
     if preferences.device and bound_to is not None and not preferences.device.startswith(bound_to):
         reason = f"device={preferences.device!r} was asked for; {backend.name} runs on {bound_to}."
@@ -184,13 +186,16 @@ def plan(
     context: int | None = None,
     registry: BackendRegistry | None = None,
     device: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Plan:
     """Rank the backends that could run `model` on the machine `report` describes (this one by default).
 
     `backend`: "auto", a family ("transformers") or a full name ("transformers/cpu"). `serving=True` prefers
     backends that batch requests. `context` is the context length to budget memory for (default 8192
     tokens). Plugins may adjust ranks or veto candidates through `gptoss_hub_rank_candidate`. `device` sets
-    aside backends bound to another device (`llamacpp/cuda` when `device="cpu"` is asked for).
+    aside backends bound to another device (`llamacpp/cuda` when `device="cpu"` is asked for). `options` are
+    the backend options `load()` would get (`tensor_parallel_size=16`): each candidate says whether it can run
+    with them (`Backend.check_options`).
 
     The plan reads nothing from the environment: `gptoss_hub.load()` and `gptoss-hub plan` resolve
     `$GPTOSS_HUB_BACKEND` and `$OPENAI_BASE_URL` (`gptoss_hub.environment`) and pass the result in.
@@ -204,7 +209,7 @@ def plan(
     spec = spec.model_copy(update={"context_tokens": preferences.context_tokens})
     report = report or probe()
     registry = registry or backend_registry()
-    considered = [_consider(b, spec, report, preferences) for b in _matching(registry, backend)]
+    considered = [_consider(b, spec, report, preferences, options or {}) for b in _matching(registry, backend)]
     # Stable sort: equal ranks keep the registry's order (rank, then name).
     candidates = tuple(sorted(considered, key=lambda c: -c.rank))
     return Plan(spec=spec, report=report, preferences=preferences, candidates=candidates)

@@ -310,6 +310,13 @@ class Backend(abc.ABC):
         Each reason is a sentence the user can act on ("pip install 'gptoss-hub[transformers]'").
         """
 
+    def check_options(self, report: HardwareReport, spec: ModelSpec, options: Mapping[str, Any]) -> list[str]:
+        """Reasons the backend cannot run `spec` here with these `load()` options, known before loading (a
+        parallel size the model's shape cannot be split by, more devices than the machine has, a combination
+        the runtime is known to break on); an empty list means none. Options the backend does not take are
+        `load()`'s to refuse, not a reason here."""
+        return []
+
     def memory_estimate(self, report: HardwareReport, spec: ModelSpec) -> MemoryEstimate | None:
         """The memory this backend would hold for `spec` here, with what the device has for it, or `None`
         when it holds no weights on this machine or the model's size cannot be told.

@@ -46,7 +46,9 @@ def load(
     spec = where_served(resolve_model(model), backend, options.pop("base_url", None))
     report = probe()
     request = LoadRequest.of(spec, report, device=device, **options)
-    the_plan = plan(spec, report, backend=backend, serving=serving, context=request.context, device=device)
+    the_plan = plan(
+        spec, report, backend=backend, serving=serving, context=request.context, device=device, options=request.options
+    )
     chosen = _chosen(the_plan, request.options)
     # The plan's spec: it carries the context budget, and the server when the model is served elsewhere.
     spec = the_plan.spec

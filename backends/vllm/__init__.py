@@ -8,12 +8,15 @@ it runs through vLLM's CPU build (`pip install 'gptoss-hub[vllm]'`, x86-64 Linux
 Options (`gh.load(model, backend="vllm", **options)`), see `VllmOptions`: `tensor_parallel_size`,
 `pipeline_parallel_size`, `data_parallel_size`, `distributed_executor_backend` ("mp" or "ray"),
 `gpu_memory_utilization`, `max_model_len`/`max_context`, `kv_cache_dtype`, `enforce_eager`,
-`max_num_seqs`, `enable_prefix_caching`, `cpu_kv_cache_gib`.
+`max_num_seqs`, `enable_prefix_caching`, `cpu_kv_cache_gib`, and for several nodes without Ray `nnodes`,
+`node_rank`, `master_addr`, `master_port`. The parallel layout is checked against the model's shape and
+the machine before anything loads (`parallel.py`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_hub.engine import Backend
 from gptoss_hub.memory import GIB, context_tokens, memory_reasons, vllm_memory
@@ -81,6 +84,20 @@ class VllmBackend(Backend):
         if device is not None:
             reasons.extend(memory_reasons(spec, self.memory_estimate(report, spec)))
         return reasons
+
+    def check_options(self, report: HardwareReport, spec: ModelSpec, options: Mapping[str, Any]) -> list[str]:
+        """Reasons the parallel layout in `options` cannot run `spec` here: sizes the model's shape cannot be
+        split by, more ranks than devices, Ray on a CPU, pipeline stages in eager mode on a CPU."""
+        from gptoss_hub.backends.vllm.engine import VllmOptions, runs_on, split_reasons
+        from pydantic import ValidationError
+
+        own = {name: value for name, value in options.items() if name in VllmOptions.model_fields}
+        try:
+            parsed = VllmOptions(**own)
+        except ValidationError as error:
+            return [f"invalid vLLM options: {'; '.join(str(e['msg']) for e in error.errors())}."]
+        device = runs_on(report) if report.runtime_builds.get("vllm") is not None else None
+        return split_reasons(report, spec, parsed, device)
 
     def memory_estimate(self, report: HardwareReport, spec: ModelSpec) -> MemoryEstimate | None:
         """On GPUs: MXFP4 weights and a full-context KV cache within 90% of their memory (vLLM's default

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
     from gptoss_hub.engine import LoadRequest
+    from gptoss_hub.sources import ModelSpec
 
 __all__ = ["VllmEngine", "VllmOptions", "engine_arguments", "load_vllm_engine"]
 
@@ -92,6 +93,12 @@ class VllmOptions(BaseModel):
     enable_prefix_caching: bool = True
     #: CPU build only: GiB of RAM for the KV cache (sets `VLLM_CPU_KVCACHE_SPACE` unless already set).
     cpu_kv_cache_gib: int | None = Field(default=None, ge=1)
+    #: Several nodes without Ray (the `mp` executor): how many, this one's rank (0 is the head, which serves),
+    #: and the head's address and port every node connects to.
+    nnodes: int = Field(default=1, ge=1)
+    node_rank: int = Field(default=0, ge=0)
+    master_addr: str | None = None
+    master_port: int | None = Field(default=None, ge=1, le=65535)
 
 
 def parse_options(request: LoadRequest) -> VllmOptions:
@@ -146,7 +153,30 @@ def engine_arguments(model: str, parsed: VllmOptions, *, tensor_parallel_size: i
         arguments["gpu_memory_utilization"] = parsed.gpu_memory_utilization
     if parsed.max_num_seqs:
         arguments["max_num_seqs"] = parsed.max_num_seqs
+    if parsed.nnodes > 1:
+        arguments |= {"nnodes": parsed.nnodes, "node_rank": parsed.node_rank}
+        arguments |= {name: value for name in ("master_addr", "master_port") if (value := getattr(parsed, name))}
     return arguments
+
+
+def split_reasons(report: HardwareReport, spec: ModelSpec, parsed: VllmOptions, device: str | None) -> list[str]:
+    """Why the parallel layout `parsed` asks for cannot run `spec` here (`parallel.parallel_reasons`)."""
+    from gptoss_hub.backends.vllm.parallel import parallel_reasons
+
+    from gptoss_hub.shape import read_shape
+
+    return parallel_reasons(
+        report,
+        spec,
+        read_shape(spec).shape,
+        device,
+        tensor=parsed.tensor_parallel_size,
+        pipeline=parsed.pipeline_parallel_size,
+        data=parsed.data_parallel_size,
+        executor=parsed.distributed_executor_backend,
+        nnodes=parsed.nnodes,
+        enforce_eager=parsed.enforce_eager,
+    )
 
 
 def load_vllm_engine(request: LoadRequest) -> VllmEngine:
@@ -170,9 +200,19 @@ def load_vllm_engine(request: LoadRequest) -> VllmEngine:
     tensor_parallel = parsed.tensor_parallel_size or default_tensor_parallel(
         report, needed, parsed.gpu_memory_utilization
     )
+    reasons = split_reasons(report, spec, parsed.model_copy(update={"tensor_parallel_size": tensor_parallel}), device)
+    if reasons:
+        raise InvalidRequestError(" ".join(reasons))
     if device == "cpu":
         # vLLM's CPU build sizes its KV cache from this variable when its engine process starts.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(parsed.cpu_kv_cache_gib or DEFAULT_CPU_KV_CACHE_GIB))
+        ranks = tensor_parallel * parsed.pipeline_parallel_size * parsed.data_parallel_size // parsed.nnodes
+        if ranks > 1 and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+            from gptoss_hub.backends.vllm.parallel import cpu_thread_binding
+
+            # Each rank its own cores: left to itself, vLLM looks for a NUMA node per rank and fails on a
+            # machine with one ("Not enough allowed NUMA nodes to bind threads").
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_binding(ranks, sorted(os.sched_getaffinity(0)))
     folder = spec.local_dir(ignore_patterns=["original/*", "metal/*"])
     arguments = engine_arguments(str(folder), parsed, tensor_parallel_size=tensor_parallel, device=device)
     return VllmEngine.start(arguments, device=device)

@@ -34,7 +34,10 @@ def _run_plan(args: argparse.Namespace, console: Console) -> int:
     report = load_report(args.hardware) if args.hardware else None
     backend = requested_backend(args.backend)
     spec = where_served(resolve_model(args.model), backend)
-    the_plan = plan(spec, report, backend=backend, serving=args.serving, context=args.context)
+    from gptoss_hub.cli.serve import backend_options
+
+    options = backend_options(args.option)
+    the_plan = plan(spec, report, backend=backend, serving=args.serving, context=args.context, options=options)
     if args.json:
         console.print_json(json.dumps(the_plan.to_dict()))
     else:
@@ -136,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan_parser.add_argument("--context", type=int, default=None, help="context length to budget memory for (tokens)")
     plan_parser.add_argument("--serving", action="store_true", help="prefer backends that batch many requests")
+    plan_parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a backend option gh.load would get, e.g. tensor_parallel_size=8: each backend says whether it can "
+        "run with it (repeatable)",
+    )
     plan_parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan_parser.set_defaults(handler=_run_plan)
     doctor = subparsers.add_parser("doctor", help="report the hardware, runtimes, backends, broken plugins and plans")
