@@ -21,6 +21,7 @@ from __future__ import annotations
 from gptoss_hub.testing.checkpoints import CHECKPOINT_NAMES, CHECKPOINT_VERSION, checkpoint_path
 from gptoss_hub.testing.corpus import CorpusExample, corpus_examples, demo_examples
 from gptoss_hub.testing.gguf_exports import gguf_path
+from gptoss_hub.testing.kv_heads import kv_heads_checkpoint_path
 from gptoss_hub.testing.mxfp4_exports import dequantized_twin_path, mxfp4_checkpoint_path
 
 __all__ = [
@@ -32,5 +33,6 @@ __all__ = [
     "demo_examples",
     "dequantized_twin_path",
     "gguf_path",
+    "kv_heads_checkpoint_path",
     "mxfp4_checkpoint_path",
 ]

@@ -9,29 +9,24 @@
   the MXFP4 values as `gptoss_hub.convert.mxfp4` dequantizes them, in the checkpoint's dtype. Both folders
   hold the same model, so they must give the same tokens.
 
-Each export is cached beside the checkpoint as `<name>-<version>-mxfp4` and `<name>-<version>-mxfp4-twin`,
-so it is rebuilt whenever the checkpoint's recipe changes; a build writes a hidden temporary folder and
-renames it into place under a lock, as the checkpoints' own builds do.
+Each export is cached beside the checkpoint as `<name>-<version>-mxfp4` and `<name>-<version>-mxfp4-twin`
+(`gptoss_hub.testing.exports`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gptoss_hub.released import MXFP4_QUANTIZATION_CONFIG
+from gptoss_hub.testing.exports import copy_side_files, derived_checkpoint, read_tensors, save_tensors
 
 __all__ = ["EXPERT_PROJECTIONS", "MXFP4_QUANTIZATION_CONFIG", "dequantized_twin_path", "mxfp4_checkpoint_path"]
 
 #: The expert weights stored in MXFP4; their `_bias` tensors stay in float.
 EXPERT_PROJECTIONS = ("gate_up_proj", "down_proj")
 
-_WEIGHTS = "model.safetensors"
 _MXFP4_README = """# {name} ({version}), MXFP4 experts
 
 `{name}` with its expert projections in MXFP4, laid out as in the real gpt-oss checkpoints:
@@ -47,16 +42,12 @@ _TWIN_README = """# {name} ({version}), MXFP4 round trip
 """
 
 
-def _progress(message: str) -> None:
-    print(f"[gptoss_hub.testing] {message}", file=sys.stderr, flush=True)
-
-
 def mxfp4_checkpoint_path(name: str = "tiny-harmony", *, build: bool = True) -> Path:
     """The folder of reference checkpoint `name` with MXFP4 experts (the real layout), made first if missing.
 
     With `build=False` the path is returned whether or not it exists.
     """
-    return _export(name, "mxfp4", _write_mxfp4, build=build)
+    return derived_checkpoint(name, "mxfp4", _write_mxfp4, build=build)
 
 
 def dequantized_twin_path(name: str = "tiny-harmony", *, build: bool = True) -> Path:
@@ -64,38 +55,7 @@ def dequantized_twin_path(name: str = "tiny-harmony", *, build: bool = True) -> 
 
     With `build=False` the path is returned whether or not it exists.
     """
-    return _export(name, "mxfp4-twin", _write_twin, build=build)
-
-
-def _export(name: str, suffix: str, write: Callable[[Path, Path], None], *, build: bool) -> Path:
-    from gptoss_hub.testing.checkpoints import checkpoint_path
-    from gptoss_hub.testing.staging import file_lock, staged_folder
-
-    source = checkpoint_path(name, build=build)
-    target = source.with_name(f"{source.name}-{suffix}")
-    if (target / _WEIGHTS).is_file() or not build:
-        return target
-    with file_lock(source.parent / f".{target.name}.lock"):
-        if (target / _WEIGHTS).is_file():
-            return target
-        started = time.monotonic()
-        with staged_folder(target) as staging:
-            write(source, staging)
-        _progress(f"{target.name}: exported in {time.monotonic() - started:.1f}s")
-    return target
-
-
-def _copy_side_files(source: Path, folder: Path) -> None:
-    """Everything but the weights and the README: config, generation config, tokenizer files."""
-    for path in source.iterdir():
-        if path.is_file() and path.name not in (_WEIGHTS, "README.md"):
-            shutil.copy2(path, folder / path.name)
-
-
-def _read_tensors(source: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    return load_file(source / _WEIGHTS)
+    return derived_checkpoint(name, "mxfp4-twin", _write_twin, build=build)
 
 
 def _quantize(weight: Any) -> tuple[Any, Any]:
@@ -123,12 +83,6 @@ def _expert_names(tensors: dict[str, Any]) -> list[str]:
     return sorted(n for n in tensors if n.rsplit(".", 1)[-1] in EXPERT_PROJECTIONS and ".mlp.experts." in n)
 
 
-def _save(tensors: dict[str, Any], folder: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_file({n: t.contiguous() for n, t in tensors.items()}, folder / _WEIGHTS, metadata={"format": "pt"})
-
-
 def _readme(template: str, source: Path, tensors: dict[str, Any]) -> str:
     from gptoss_hub.testing.checkpoints import CHECKPOINT_VERSION
 
@@ -138,15 +92,15 @@ def _readme(template: str, source: Path, tensors: dict[str, Any]) -> str:
 
 
 def _write_mxfp4(source: Path, folder: Path) -> None:
-    tensors = _read_tensors(source)
+    tensors = read_tensors(source)
     readme = _readme(_MXFP4_README, source, tensors)
     for name in _expert_names(tensors):
         tensors[f"{name}_blocks"], tensors[f"{name}_scales"] = _quantize(tensors.pop(name))
-    _copy_side_files(source, folder)
+    copy_side_files(source, folder)
     config = json.loads((folder / "config.json").read_text())
     config["quantization_config"] = MXFP4_QUANTIZATION_CONFIG
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    _save(tensors, folder)
+    save_tensors(tensors, folder)
     (folder / "README.md").write_text(readme)
 
 
@@ -155,12 +109,12 @@ def _write_twin(source: Path, folder: Path) -> None:
 
     from gptoss_hub.convert.mxfp4 import dequantize_hf
 
-    tensors = _read_tensors(source)
+    tensors = read_tensors(source)
     for name in _expert_names(tensors):
         weight = tensors[name]
         values = torch.from_numpy(dequantize_hf(*(t.numpy() for t in _quantize(weight))))
         # Every MXFP4 value (two significant bits times a power of two) is exact in float32 and bfloat16.
         tensors[name] = values.transpose(1, 2).to(weight.dtype)
-    _copy_side_files(source, folder)
-    _save(tensors, folder)
+    copy_side_files(source, folder)
+    save_tensors(tensors, folder)
     (folder / "README.md").write_text(_readme(_TWIN_README, source, tensors))
