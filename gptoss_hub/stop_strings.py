@@ -1,4 +1,4 @@
-"""`stop` strings: the answer ends where one of them first appears, and the stop string is not part of it.
+"""`stop` strings: the answer ends where one of them is first complete, and the stop string is not part of it.
 
 Tokens do not line up with text, so a stop string can arrive split over several tokens, or in the middle of
 one. `StopStrings` watches the answer's text as it streams: it holds back the end of the text while it could
@@ -51,10 +51,12 @@ class StopStrings:
         if self.matched:
             return ""
         text = self._held + delta
-        found = [index for index in (text.find(stop) for stop in self.stops) if index >= 0]
+        # The stop string that is complete first, as the text streams (the earliest end; of two ending at
+        # once, the longer): however the text is split into deltas, the answer ends in the same place.
+        found = [(index + len(stop), index) for stop in self.stops if (index := text.find(stop)) >= 0]
         if found:
             self.matched, self._held = True, ""
-            return text[: min(found)]
+            return text[: min(found)[1]]
         hold = self._longest_partial_stop_at_end(text)
         self._held = text[len(text) - hold :] if hold else ""
         return text[: len(text) - hold]

@@ -18,6 +18,8 @@ TABLE = {
     "h100": ("transformers/mxfp4+fa3", "transformers/mxfp4+fa3"),  # 120b in MXFP4 fits one 80 GB H100
     "2x-h100": ("transformers/mxfp4+fa3", "transformers/mxfp4+fa3"),
     "8x-h100": ("transformers/mxfp4+fa3", "transformers/mxfp4+fa3"),
+    # With vLLM too: a single user still gets transformers with MXFP4 and FA3 (vLLM leads with serving=True).
+    "8x-h100-vllm": ("transformers/mxfp4+fa3", "transformers/mxfp4+fa3"),
     # No `kernels` package: no MXFP4 or FA3; 20b fits in bf16, 120b does not (about 240 GB), vLLM runs MXFP4.
     "h200": ("transformers/bf16", "vllm"),
     # Recorded on a real H200 with torch and transformers only: 20b in bf16; 120b in bf16 (about 240 GB) does

@@ -90,6 +90,8 @@ VIABLE = {
     # 120b: MXFP4 fits one H100; bf16 (240 GiB) needs the layers spread over the GPUs.
     ("h100", "120b"): {FA3: "cuda", MXFP4: "cuda"},
     ("8x-h100", "120b"): {FA3: "cuda", MXFP4: "cuda", MEGABLOCKS: "auto", BF16: "auto"},
+    ("8x-h100-vllm", "20b"): {FA3: "cuda", MXFP4: "cuda", MEGABLOCKS: "cuda", BF16: "cuda"},
+    ("8x-h100-vllm", "120b"): {FA3: "cuda", MXFP4: "cuda", MEGABLOCKS: "auto", BF16: "auto"},
     ("b200", "20b"): {MXFP4: "cuda", MEGABLOCKS: "cuda", BF16: "cuda"},
     ("rtx-pro-6000", "20b"): {MXFP4: "cuda", MEGABLOCKS: "cuda", BF16: "cuda"},
     ("h200", "20b"): {BF16: "cuda"},  # no `kernels` package there

@@ -128,3 +128,18 @@ def test_load_binds_threads_per_rank_and_passes_the_multi_node_options(monkeypat
     assert engine.os.environ["VLLM_CPU_OMP_THREADS_BIND"] == "0|1"
     with pytest.raises(InvalidRequestError, match="does not run on Ray"):
         engine.load_vllm_engine(LoadRequest.of(resolve_model("tiny"), report, distributed_executor_backend="ray"))
+
+
+def test_closing_a_ray_engine_leaves_the_cluster_it_joined(monkeypatch):
+    import types
+
+    from gptoss_hub.backends.vllm import engine
+
+    calls = []
+    fake_ray = types.SimpleNamespace(is_initialized=lambda: True, shutdown=lambda: calls.append("shutdown"))
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    engine._leave_ray()
+    assert calls == ["shutdown"]
+    fake_ray.is_initialized = lambda: False
+    engine._leave_ray()
+    assert calls == ["shutdown"]  # not connected: nothing to leave

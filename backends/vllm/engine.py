@@ -226,6 +226,16 @@ def _trained_context(folder: str) -> int:
         return DEFAULT_MAX_MODEL_LEN
 
 
+def _leave_ray() -> None:
+    """Disconnect from the Ray cluster vLLM joined for this engine: its workers (actors) and placement group
+    go with the connection, instead of holding the cluster's GPUs until this process exits."""
+    import sys
+
+    ray = sys.modules.get("ray")  # imported by vLLM when it used Ray; nothing to leave otherwise
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 class VllmEngine(Engine):
     """Continuous batching over vLLM's `AsyncLLM`, running in a background event loop."""
 
@@ -427,6 +437,8 @@ class VllmEngine(Engine):
         for process in alive:  # shutdown asks politely; what is still there after the timeout is stopped
             process.kill()
         psutil.wait_procs(alive, timeout=5)
+        if self.info.details.get("distributed_executor_backend") == "ray":
+            _leave_ray()
 
     async def _stop_tasks(self, llm: Any) -> None:
         handler = getattr(llm, "output_handler", None)

@@ -1,0 +1,115 @@
+"""vLLM over several processes, for real: pipeline parallel 2 on tiny-harmony through `gh.load`, tensor
+parallel 2 on its 2-KV-head twin through `gptoss-hub serve`, each giving the reference's greedy ids.
+
+Each run is a process of its own (vLLM's workers are spawned, and one engine per process keeps the memory of
+the others out of it); each takes a minute or two to load on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("vllm", reason="vLLM's CPU build is installed by .ci/run")
+
+pytestmark = pytest.mark.slow
+
+#: Corpus examples checked: every fourth of the first 40 (answers, tool calls and tool results among them).
+EXAMPLES = slice(0, 40, 4)
+
+_LOAD_AND_GENERATE = """
+import json, sys, time
+import psutil
+import gptoss_hub as gh
+from gptoss_hub.engine import GenerationRequest
+from gptoss_hub.harmony import stop_token_ids
+from gptoss_hub.testing import corpus_examples
+
+def main():
+    started = time.monotonic()
+    model = gh.load(sys.argv[1], backend="vllm", **json.loads(sys.argv[2]))
+    loaded = time.monotonic() - started
+    workers = len(psutil.Process().children(recursive=True))
+    replies = []
+    for example in corpus_examples()[{start}:{stop}:{step}]:
+        request = GenerationRequest(
+            prompt_ids=list(example.prompt_ids), stop_token_ids=stop_token_ids(),
+            max_tokens=len(example.completion_ids) + 8, temperature=0.0,
+        )
+        replies.append([i for chunk in model._engine.generate(request) for i in chunk.token_ids])
+    details = {{k: model.info.details.get(k) for k in ("tensor_parallel_size", "pipeline_parallel_size")}}
+    print(json.dumps({{"loaded": loaded, "workers": workers, "replies": replies, "details": details}}))
+    model.close()
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def _reference() -> list[list[int]]:
+    from gptoss_hub.testing import corpus_examples
+
+    return [list(example.completion_ids) for example in corpus_examples()[EXAMPLES]]
+
+
+def test_pipeline_parallel_2_through_gh_load_gives_the_reference_ids(tmp_path):
+    script = tmp_path / "pipeline.py"
+    script.write_text(_LOAD_AND_GENERATE.format(start=EXAMPLES.start, stop=EXAMPLES.stop, step=EXAMPLES.step))
+    options = {"pipeline_parallel_size": 2, "distributed_executor_backend": "mp", "dtype": "float32"}
+    done = subprocess.run(
+        [sys.executable, str(script), "tiny", json.dumps(options)], capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(lines[-1])
+    assert result["details"] == {"tensor_parallel_size": 1, "pipeline_parallel_size": 2}
+    assert result["workers"] >= 2  # the engine core and a worker per stage
+    assert result["replies"] == _reference()
+
+
+def test_tensor_parallel_2_through_serve_gives_the_reference_replies(tiny_model, tmp_path):
+    import httpx
+
+    from gptoss_hub.testing import kv_heads_checkpoint_path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "gptoss_hub.cli.main", "serve", "--model", str(kv_heads_checkpoint_path())]
+    command += ["--backend", "vllm", "--port", str(port)]
+    for option in ("tensor_parallel_size=2", "distributed_executor_backend=mp", "dtype=float32", "cpu_kv_cache_gib=1"):
+        command += ["--option", option]
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 1200
+        while True:
+            assert server.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        for question in ("What is the weather in Tokyo?", "How many r's are in strawberry?", "Say hello."):
+            messages = [{"role": "user", "content": question}]
+            body = {"model": kv_heads_checkpoint_path().name, "messages": messages, "temperature": 0}
+            reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=300).json()
+            assert "choices" in reply, reply
+            message = reply["choices"][0]["message"]
+            expected = tiny_model.chat(messages, temperature=0)
+            assert message.get("content") == (expected.content or None), question
+            assert message.get("reasoning_content") == expected.reasoning, question
+            calls = [(c["function"]["name"], c["function"]["arguments"]) for c in message.get("tool_calls") or ()]
+            assert calls == [(c.name, c.raw_arguments) for c in expected.tool_calls], question
+            assert reply["usage"]["completion_tokens"] == expected.usage.completion_tokens
+    finally:
+        server.terminate()
+        server.wait(120)
