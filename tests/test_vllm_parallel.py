@@ -115,12 +115,12 @@ def test_load_binds_threads_per_rank_and_passes_the_multi_node_options(monkeypat
     options = {
         "pipeline_parallel_size": 2,
         "nnodes": 2,
-        "node_rank": 1,
+        "node_rank": 0,
         "master_addr": "127.0.0.1",
         "master_port": 29511,
     }
     engine.load_vllm_engine(LoadRequest.of(resolve_model("tiny"), report, **options))
-    assert started["nnodes"] == 2 and started["node_rank"] == 1 and started["master_port"] == 29511
+    assert started["nnodes"] == 2 and started["node_rank"] == 0 and started["master_port"] == 29511
     assert started["master_addr"] == "127.0.0.1" and started["pipeline_parallel_size"] == 2
     assert engine.os.environ.get("VLLM_CPU_OMP_THREADS_BIND") is None  # one rank per node: nothing to bind
     started.clear()
@@ -143,3 +143,22 @@ def test_closing_a_ray_engine_leaves_the_cluster_it_joined(monkeypatch):
     fake_ray.is_initialized = lambda: False
     engine._leave_ray()
     assert calls == ["shutdown"]  # not connected: nothing to leave
+
+
+def test_a_follower_node_starts_workers_only(monkeypatch):
+    from gptoss_hub.backends.vllm import engine, nodes
+    from gptoss_hub.hardware import probe
+
+    from gptoss_hub.engine import LoadRequest
+
+    report = probe()
+    if engine.runs_on(report) != "cpu":
+        pytest.skip("vLLM's CPU build is installed by .ci/run")
+    followers = []
+    monkeypatch.setattr(nodes.WorkerNode, "start", classmethod(lambda cls, arguments: followers.append(arguments)))
+    monkeypatch.setattr(engine.VllmEngine, "start", classmethod(lambda cls, arguments, device: pytest.fail("head")))
+    options = {"pipeline_parallel_size": 2, "nnodes": 2, "node_rank": 1, "master_addr": "127.0.0.1"}
+    engine.load_vllm_engine(LoadRequest.of(resolve_model("tiny"), report, **options))
+    assert followers[0]["node_rank"] == 1 and followers[0]["device"] == "cpu"
+    with pytest.raises(InvalidRequestError, match="node_rank=2 is not one of the 2 nodes"):
+        engine.load_vllm_engine(LoadRequest.of(resolve_model("tiny"), report, **(options | {"node_rank": 2})))

@@ -113,3 +113,46 @@ def test_tensor_parallel_2_through_serve_gives_the_reference_replies(tiny_model,
     finally:
         server.terminate()
         server.wait(120)
+
+
+def test_two_nodes_without_ray_over_loopback(tmp_path):
+    """Two "nodes" as two processes on this machine: the head (`node_rank=0`) through `gh.load`, the follower
+    through `gptoss-hub serve --option node_rank=1`, which holds the second pipeline stage and serves nothing.
+    The head gives the reference ids; the follower stops cleanly when told to."""
+    import signal
+
+    import psutil
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nodes = {"nnodes": 2, "master_addr": "127.0.0.1", "master_port": port}
+    shared = {"pipeline_parallel_size": 2, "distributed_executor_backend": "mp", "dtype": "float32"} | nodes
+    follower_command = [sys.executable, "-m", "gptoss_hub.cli.main", "serve", "--model", "tiny", "--backend", "vllm"]
+    for name, value in (shared | {"node_rank": 1}).items():
+        follower_command += ["--option", f"{name}={value}"]
+    follower_log = tmp_path / "follower.log"
+    with follower_log.open("w") as output:
+        follower = subprocess.Popen(follower_command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        script = tmp_path / "head.py"
+        script.write_text(_LOAD_AND_GENERATE.format(start=EXAMPLES.start, stop=EXAMPLES.stop, step=EXAMPLES.step))
+        head = subprocess.run(
+            [sys.executable, str(script), "tiny", json.dumps(shared | {"node_rank": 0})],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert head.returncode == 0, head.stderr[-3000:] + follower_log.read_text()[-3000:]
+        lines = [line for line in head.stdout.splitlines() if line.startswith("{")]
+        assert json.loads(lines[-1])["replies"] == _reference()
+        assert "worker node 1 of 2" in follower_log.read_text()
+        assert follower.poll() is None, follower_log.read_text()[-3000:]
+        workers = psutil.Process(follower.pid).children(recursive=True)
+        follower.send_signal(signal.SIGTERM)
+        assert follower.wait(120) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert alive == [], [process.pid for process in alive]
+    finally:
+        if follower.poll() is None:
+            follower.kill()

@@ -175,11 +175,12 @@ def split_reasons(report: HardwareReport, spec: ModelSpec, parsed: VllmOptions, 
         data=parsed.data_parallel_size,
         executor=parsed.distributed_executor_backend,
         nnodes=parsed.nnodes,
+        node_rank=parsed.node_rank,
         enforce_eager=parsed.enforce_eager,
     )
 
 
-def load_vllm_engine(request: LoadRequest) -> VllmEngine:
+def load_vllm_engine(request: LoadRequest) -> Engine:
     """Fetch the checkpoint if needed and start vLLM's engine on it, on `request.device` ("cpu" for vLLM's CPU
     build, or the GPU API, "cuda" or "rocm"; `None` is whatever the installed build runs on here)."""
     from gptoss_hub.memory import DEFAULT_CONTEXT_TOKENS, vllm_memory
@@ -215,6 +216,10 @@ def load_vllm_engine(request: LoadRequest) -> VllmEngine:
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_binding(ranks, sorted(os.sched_getaffinity(0)))
     folder = spec.local_dir(ignore_patterns=["original/*", "metal/*"])
     arguments = engine_arguments(str(folder), parsed, tensor_parallel_size=tensor_parallel, device=device)
+    if parsed.node_rank > 0:
+        from gptoss_hub.backends.vllm.nodes import WorkerNode
+
+        return WorkerNode.start(arguments | {"device": device})  # a follower: its workers, no engine of its own
     return VllmEngine.start(arguments, device=device)
 
 

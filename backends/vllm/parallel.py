@@ -50,6 +50,7 @@ def parallel_reasons(
     data: int,
     executor: str | None,
     nnodes: int,
+    node_rank: int = 0,
     enforce_eager: bool,
 ) -> list[str]:
     """Why this split of `spec` cannot run here (empty when it can, as far as can be told before loading)."""
@@ -65,6 +66,8 @@ def parallel_reasons(
         reasons.append(
             f"pipeline_parallel_size={pipeline} is more stages than {spec.name} has layers ({shape.layers})."
         )
+    if node_rank >= nnodes:
+        reasons.append(f"node_rank={node_rank} is not one of the {nnodes} nodes (0 to {nnodes - 1}).")
     if nnodes > 1 and executor == "ray":
         reasons.append("nnodes is for the mp executor; with Ray, the cluster's nodes are used: leave nnodes out.")
     ranks = (tensor or 1) * pipeline * data

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,8 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     # engine) would outlive the server; this one exits through `finally` instead.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        if model.info.details.get("worker_node"):
+            return _run_worker_node(model, console)
         app = create_app(
             model, model_name=args.served_model_name, api_key=api_key(args), search=search, reasoning_seal=seal
         )
@@ -135,6 +138,21 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:
         model.close()
+    return 0
+
+
+def _run_worker_node(model: Any, console: Console) -> int:
+    """A follower node of a multi-node run (`--option node_rank=N`): it serves no requests, so it holds its
+    share of the model until the head node stops or it is interrupted."""
+    details = model.info.details
+    console.print(
+        f"worker node {details['node_rank']} of {details['nnodes']}: holding its part of {model.info.model} for "
+        f"the head node at {details['head']}, which serves the requests",
+        markup=False,
+    )
+    while model.info.status == "ready":
+        time.sleep(1.0)
+    console.print(f"worker node stopping: {model.info.status}", markup=False)
     return 0
 
 
