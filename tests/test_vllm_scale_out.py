@@ -1,5 +1,6 @@
-"""vLLM over several processes, for real: pipeline parallel 2 on tiny-harmony through `gh.load`, tensor
-parallel 2 on its 2-KV-head twin through `gptoss-hub serve`, each giving the reference's greedy ids.
+"""vLLM over several processes, for real: pipeline parallel 2 on tiny-harmony through `gh.load` and the
+server's app, tensor parallel 2 on its 2-KV-head twin through `gptoss-hub serve`, and two "nodes" over
+loopback, each giving the reference's greedy ids and replies.
 
 Each run is a process of its own (vLLM's workers are spawned, and one engine per process keeps the memory of
 the others out of it); each takes a minute or two to load on a 2-core machine.
@@ -43,7 +44,16 @@ def main():
         )
         replies.append([i for chunk in model._engine.generate(request) for i in chunk.token_ids])
     details = {{k: model.info.details.get(k) for k in ("tensor_parallel_size", "pipeline_parallel_size")}}
-    print(json.dumps({{"loaded": loaded, "workers": workers, "replies": replies, "details": details}}))
+    served = []
+    if len(sys.argv) > 3:  # and through the server's app, what `gptoss-hub serve` runs
+        from fastapi.testclient import TestClient
+        from gptoss_hub.server import create_app
+
+        with TestClient(create_app(model, model_name="tiny")) as client:
+            for question in json.loads(sys.argv[3]):
+                body = {{"model": "tiny", "messages": [{{"role": "user", "content": question}}], "temperature": 0}}
+                served.append(client.post("/v1/chat/completions", json=body).json()["choices"][0]["message"])
+    print(json.dumps({{"loaded": loaded, "workers": workers, "replies": replies, "details": details, "served": served}}))
     model.close()
 
 if __name__ == "__main__":
@@ -57,12 +67,27 @@ def _reference() -> list[list[int]]:
     return [list(example.completion_ids) for example in corpus_examples()[EXAMPLES]]
 
 
-def test_pipeline_parallel_2_through_gh_load_gives_the_reference_ids(tmp_path):
+QUESTIONS = ("What is the weather in Tokyo?", "How many r's are in strawberry?", "Say hello.")
+
+
+def _same_as_reference(message: dict, expected) -> bool:
+    calls = [(c["function"]["name"], c["function"]["arguments"]) for c in message.get("tool_calls") or ()]
+    return (
+        message.get("content") == (expected.content or None)
+        and message.get("reasoning_content") == expected.reasoning
+        and calls == [(c.name, c.raw_arguments) for c in expected.tool_calls]
+    )
+
+
+def test_pipeline_parallel_2_through_gh_load_and_the_server_gives_the_reference(tmp_path, tiny_model):
     script = tmp_path / "pipeline.py"
     script.write_text(_LOAD_AND_GENERATE.format(start=EXAMPLES.start, stop=EXAMPLES.stop, step=EXAMPLES.step))
     options = {"pipeline_parallel_size": 2, "distributed_executor_backend": "mp", "dtype": "float32"}
     done = subprocess.run(
-        [sys.executable, str(script), "tiny", json.dumps(options)], capture_output=True, text=True, timeout=1200
+        [sys.executable, str(script), "tiny", json.dumps(options), json.dumps(QUESTIONS)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -71,6 +96,9 @@ def test_pipeline_parallel_2_through_gh_load_gives_the_reference_ids(tmp_path):
     assert result["details"] == {"tensor_parallel_size": 1, "pipeline_parallel_size": 2}
     assert result["workers"] >= 2  # the engine core and a worker per stage
     assert result["replies"] == _reference()
+    for question, message in zip(QUESTIONS, result["served"], strict=True):
+        expected = tiny_model.chat([{"role": "user", "content": question}], temperature=0)
+        assert _same_as_reference(message, expected), (question, message)
 
 
 def test_tensor_parallel_2_through_serve_gives_the_reference_replies(tiny_model, tmp_path):
@@ -98,17 +126,13 @@ def test_tensor_parallel_2_through_serve_gives_the_reference_replies(tiny_model,
                     break
             except httpx.HTTPError:
                 time.sleep(1)
-        for question in ("What is the weather in Tokyo?", "How many r's are in strawberry?", "Say hello."):
+        for question in QUESTIONS:
             messages = [{"role": "user", "content": question}]
             body = {"model": kv_heads_checkpoint_path().name, "messages": messages, "temperature": 0}
             reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=300).json()
             assert "choices" in reply, reply
-            message = reply["choices"][0]["message"]
             expected = tiny_model.chat(messages, temperature=0)
-            assert message.get("content") == (expected.content or None), question
-            assert message.get("reasoning_content") == expected.reasoning, question
-            calls = [(c["function"]["name"], c["function"]["arguments"]) for c in message.get("tool_calls") or ()]
-            assert calls == [(c.name, c.raw_arguments) for c in expected.tool_calls], question
+            assert _same_as_reference(reply["choices"][0]["message"], expected), (question, reply)
             assert reply["usage"]["completion_tokens"] == expected.usage.completion_tokens
     finally:
         server.terminate()
