@@ -99,33 +99,11 @@ KINDS = (_stream_whole, _stream_and_leave, _hang_up, _long_prompt, _garbage, _st
 @pytest.mark.slow
 def test_the_server_comes_back_to_rest_after_a_soak_of_mixed_abuse(tmp_path):
     """`gptoss-hub serve` in a process of its own, so its memory is the server's alone."""
-    import subprocess
-    import sys
+    from loopback import serving_hub
 
-    import httpx
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "gptoss_hub.cli.main", "serve", "--model", "tiny", "--backend", "transformers"]
-    log = tmp_path / "serve.log"
-    with log.open("w") as output:
-        server = subprocess.Popen([*command, "--port", str(port)], stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            assert server.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    arguments = ["--model", "tiny", "--backend", "transformers"]
+    with serving_hub(arguments, tmp_path / "serve.log", start_seconds=600) as (server, base):
         _soak(base, server.pid)
-    finally:
-        server.terminate()
-        server.wait(60)
 
 
 def _soak(base: str, pid: int) -> None:

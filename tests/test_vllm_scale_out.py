@@ -12,7 +12,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -103,40 +102,22 @@ def test_pipeline_parallel_2_through_gh_load_and_the_server_gives_the_reference(
 
 def test_tensor_parallel_2_through_serve_gives_the_reference_replies(tiny_model, tmp_path):
     import httpx
+    from loopback import serving_hub
 
     from gptoss_hub.testing import kv_heads_checkpoint_path
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "gptoss_hub.cli.main", "serve", "--model", str(kv_heads_checkpoint_path())]
-    command += ["--backend", "vllm", "--port", str(port)]
+    arguments = ["--model", str(kv_heads_checkpoint_path()), "--backend", "vllm"]
     for option in ("tensor_parallel_size=2", "distributed_executor_backend=mp", "dtype=float32", "cpu_kv_cache_gib=1"):
-        command += ["--option", option]
-    log = tmp_path / "serve.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 1200
-        while True:
-            assert server.poll() is None, log.read_text()[-4000:]
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
+        arguments += ["--option", option]
+    with serving_hub(arguments, tmp_path / "serve.log", start_seconds=1200) as (_, base):
         for question in QUESTIONS:
             messages = [{"role": "user", "content": question}]
             body = {"model": kv_heads_checkpoint_path().name, "messages": messages, "temperature": 0}
-            reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=300).json()
+            reply = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=300).json()
             assert "choices" in reply, reply
             expected = tiny_model.chat(messages, temperature=0)
             assert _same_as_reference(reply["choices"][0]["message"], expected), (question, reply)
             assert reply["usage"]["completion_tokens"] == expected.usage.completion_tokens
-    finally:
-        server.terminate()
-        server.wait(120)
 
 
 def test_two_nodes_without_ray_over_loopback(tmp_path):
