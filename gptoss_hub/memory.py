@@ -31,6 +31,7 @@ __all__ = [
     "context_tokens",
     "llamacpp_memory",
     "memory_reasons",
+    "mlx_memory",
     "transformers_memory",
     "unknown_size_reason",
     "vllm_memory",
@@ -326,3 +327,26 @@ def vllm_memory(
         reserved = int(gpu_total * gpu_memory_utilization)
         return replace(estimate, resident_bytes=max(reserved, estimate.resident_bytes))
     return estimate
+
+
+def mlx_memory(
+    reading: ShapeReading, context: int, *, prefill_step: int, available: int | None, available_what: str
+) -> MemoryEstimate:
+    """MLX (mlx-lm): the weights as they are stored (MXFP4 experts stay MXFP4; MLX-converted repos keep their
+    4- or 8-bit form), a KV cache of the full-attention layers for `context` tokens and of the sliding
+    layers for their window plus one prefill chunk (held twice: the cache and the copy that lets the next
+    turn reuse it), and a margin for activations."""
+    shape = _shape(reading)
+    if reading.stored is not None:
+        held = reading.stored.tensor_bytes
+    else:
+        held = shape.weights_bytes(
+            "mxfp4" if shape.stored_as == "mxfp4" else "fp32" if shape.stored_as == "float32" else "bf16"
+        )
+    bytes_per_value = 4 if shape.stored_as == "float32" else 2
+    sliding = 2 * (shape.sliding_window + prefill_step)
+    kv = shape.kv_cache_bytes(context, bytes_per_value, sliding_tokens=sliding)
+    parts = {"weights": held, "kv cache": kv, "margin": int((held + kv) * OVERHEAD)}
+    disk = reading.stored.file_bytes if reading.stored else held
+    runtime = "through MLX"
+    return _estimate(runtime, reading, context, parts, disk=disk, available=available, available_what=available_what)

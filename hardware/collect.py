@@ -82,6 +82,7 @@ def collect(
     return HardwareReport(
         os=host.system,
         machine=host.machine,
+        libc=getattr(host, "libc", None),
         cpu=cpu if isinstance(cpu, CpuInfo) else CpuInfo(),
         accelerators=tuple(accelerators),
         runtimes={name: build.version for name, build in builds.items()},

@@ -66,6 +66,8 @@ class Host(Protocol):
     system: str
     #: `platform.machine()`: "x86_64", "arm64", "aarch64".
     machine: str
+    #: The C library runtimes' wheels are built against ("glibc 2.36"); `None` where there is none to tell.
+    libc: str | None
     env: Mapping[str, str]
 
     def which(self, tool: str) -> str | None:
@@ -121,12 +123,21 @@ class _LocalDistribution:
             return None
 
 
+def _libc() -> str | None:
+    """This process's C library and version ("glibc 2.36"), from `platform.libc_ver()`; `None` off Linux."""
+    if platform.system() != "Linux":
+        return None
+    name, version = platform.libc_ver()
+    return f"{name} {version}" if name and version else None
+
+
 class LocalHost:
     """This machine."""
 
     def __init__(self) -> None:
         self.system = platform.system()
         self.machine = platform.machine()
+        self.libc = _libc()
         self.env: Mapping[str, str] = os.environ
 
     def which(self, tool: str) -> str | None:

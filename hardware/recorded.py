@@ -57,6 +57,8 @@ class RecordedMachine(_Strict):
     include: list[str] = Field(default_factory=list)
     system: str | None = None
     machine: str | None = None
+    #: "glibc 2.35"; `None` where it was not recorded.
+    libc: str | None = None
     usable_cpus: int | None = None
     logical_cpus: int | None = None
     physical_memory_bytes: int | None = None
@@ -103,6 +105,7 @@ class RecordedHost:
         self.recorded, self.name = recorded, name
         self.system = recorded.system or "Linux"
         self.machine = recorded.machine or "x86_64"
+        self.libc = recorded.libc
         self.env: Mapping[str, str] = dict(recorded.env)
         self._tools = {command.split(" ", 1)[0] for command in recorded.commands}
 

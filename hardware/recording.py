@@ -72,7 +72,7 @@ class RecordingHost:
 
     def __init__(self, host: Host | None = None) -> None:
         self._host = host or LocalHost()
-        self.system, self.machine = self._host.system, self._host.machine
+        self.system, self.machine, self.libc = self._host.system, self._host.machine, self._host.libc
         self._env = _RecordingEnv(self._host.env)
         self.env: Mapping[str, str] = self._env
         self._commands: dict[str, RecordedCommand] = {}
@@ -138,6 +138,7 @@ class RecordingHost:
             description=description,
             system=self.system,
             machine=self.machine,
+            libc=self.libc,
             env=dict(self._env.seen),
             commands=dict(self._commands),
             files=dict(self._files),

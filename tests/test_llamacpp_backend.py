@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="the llamacpp extra is installed by .ci/run")
 
+from prompt_reuse import chat_ten_turns
+
 from gptoss_hub.demo_tools import get_weather
 from gptoss_hub.engine import GenerationRequest
 from gptoss_hub.errors import BackendUnavailableError, InvalidRequestError
@@ -84,25 +86,7 @@ def test_stream_equals_chat(llamacpp_model):
 
 
 def test_ten_turn_chat_evaluates_only_what_is_new(llamacpp_model):
-    engine = llamacpp_model._engine
-    questions = ["What is 2 + 2?", "Say hello.", "What color is the sky?", "Tell me a joke.", "What is 2 + 2?"] * 2
-    messages: list[dict] = []
-    evaluated, prompt_lengths = [], []
-    for turn, question in enumerate(questions):
-        messages.append({"role": "user", "content": question})
-        reply = llamacpp_model.chat(messages, max_tokens=24)
-        stats = engine.last_prompt
-        prompt_lengths.append(stats.prompt_tokens)
-        evaluated.append(stats.evaluated_tokens)
-        # Everything llama.cpp already held of this prompt was reused, nothing re-evaluated.
-        assert stats.evaluated_tokens == stats.prompt_tokens - stats.reused_tokens
-        if turn:
-            # The previous prompt is this prompt's prefix up to the previous reply, whose completed
-            # reasoning the hub drops: so at least the previous prompt but its last header is reused.
-            assert stats.reused_tokens >= prompt_lengths[turn - 1] - 2
-        messages.append(reply.message)
-    assert prompt_lengths[-1] > 3 * max(evaluated[1:])  # late turns cost a turn, not the history
-    assert sum(evaluated) < 2 * prompt_lengths[-1]
+    chat_ten_turns(llamacpp_model)
 
 
 def test_sampling_seed_and_limits(llamacpp_model):
