@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from gptoss_hub.testing.web import PAGES, SEARCHES, search_results, write_site
 from gptoss_hub.tools.browser import Browser, BrowserBackendError, page_text
@@ -104,14 +105,7 @@ def test_a_browser_over_a_local_folder_replays_the_tiny_models_flows(tmp_path):
 
 
 def test_the_benchmark_reports_each_figure():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "browser.py"
-    spec = importlib.util.spec_from_file_location("browser_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_benchmark("browser")
     results = benchmark.main(["--documents", "120", "--queries", "5"])
     assert set(results) == {
         "index build s",

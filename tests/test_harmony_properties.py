@@ -13,14 +13,12 @@ Sizes are kept modest (a few hundred examples per property) so the file stays fa
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from benchmark_scripts import load_benchmark
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -394,13 +392,7 @@ def test_parse_time_grows_linearly_with_message_length():
 
 
 def _load_benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "harmony_render.py"
-    spec = importlib.util.spec_from_file_location("harmony_render_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("harmony_render")
 
 
 def test_benchmark_runs_and_reports_its_figures(capsys):

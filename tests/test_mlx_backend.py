@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 pytest.importorskip("mlx_lm", reason="the mlx extra is installed by .ci/run")
 
@@ -189,28 +190,69 @@ def test_concurrent_callers_queue_and_get_what_they_would_alone(mlx_model):
     assert [results[i] for i in range(len(examples))] == [list(e.completion_ids) for e in examples]
 
 
-def test_mlx_converted_repo_loads_as_mlx_lm_loads_it(tmp_path):
-    """An `mlx-community`-style folder (weights already split and quantized by mlx-lm, `quantization` in
-    config.json) gives the ids mlx-lm's own loader and greedy loop give on it, in 4 and 8 bits."""
-    import mlx.core as mx
+def _mlx_converted(folder, bits: int):
+    """tiny-harmony as mlx-lm converts a model for `mlx-community`: experts split, weights quantized to
+    `bits` (group 32), `quantization` in config.json."""
+    from gptoss_hub.backends.mlx.engine import mlx_thread
     from gptoss_hub.backends.mlx.loading import load_mlx_model
-    from mlx_lm.generate import generate_step
-    from mlx_lm.utils import load_model, quantize_model, save_config, save_model
+    from mlx_lm.utils import quantize_model, save_config, save_model
 
     from gptoss_hub.testing import checkpoint_path
 
-    prompt = list(corpus_examples()[0].prompt_ids)
-    for bits in (4, 8):
-        folder = tmp_path / f"tiny-harmony-{bits}bit"
+    def convert():
         model, config = load_mlx_model(checkpoint_path("tiny-harmony"))
         model, config = quantize_model(model, config, group_size=32, bits=bits)
         save_model(folder, model)
         save_config(config, folder / "config.json")
-        raw, _ = load_model(folder)
-        raw_ids = [int(t) for t, _ in generate_step(mx.array(prompt), raw, max_tokens=20)]
+
+    mlx_thread().call("cpu", convert)
+    return folder
+
+
+def test_mlx_converted_repo_loads_as_mlx_lm_loads_it(tmp_path):
+    """An `mlx-community`-style folder gives the ids mlx-lm's own loader and greedy loop give on it, in 4
+    and 8 bits."""
+    import mlx.core as mx
+    from gptoss_hub.backends.mlx.engine import mlx_thread
+    from mlx_lm.generate import generate_step
+    from mlx_lm.utils import load_model
+
+    prompt = list(corpus_examples()[0].prompt_ids)
+    for bits in (4, 8):
+        folder = _mlx_converted(tmp_path / f"tiny-harmony-{bits}bit", bits)
+
+        def raw_greedy(folder=folder):
+            raw, _ = load_model(folder)
+            return [int(t) for t, _ in generate_step(mx.array(prompt), raw, max_tokens=20)]
+
+        raw_ids = mlx_thread().call("cpu", raw_greedy)
         hub = gh.load(str(folder), backend="mlx/cpu")
         try:
             assert hub.info.quantization == f"{bits}-bit affine, group 32"
-            assert _ids(hub._engine, prompt, temperature=0.0, max_tokens=20)[: len(raw_ids)] == raw_ids[:20]
+            assert _ids(hub._engine, prompt, temperature=0.0, max_tokens=20)[:20] == raw_ids
         finally:
             hub.close()
+
+
+def test_mlx_converted_repo_loads_from_the_hub_cache_offline(offline_hub, tmp_path):
+    """A repo id goes through huggingface_hub (offline: its cache), is sized from its files and runs."""
+    import subprocess
+    import sys
+
+    folder = _mlx_converted(tmp_path / "tiny-8bit", 8)
+    env = offline_hub("mlx-community/gpt-oss-tiny-8bit", {p.name: p for p in folder.iterdir()})
+    code = (
+        "import gptoss_hub as gh; m = gh.load('mlx-community/gpt-oss-tiny-8bit', backend='mlx');"
+        "r = m.chat([{'role': 'user', 'content': 'What is 2 + 2?'}], temperature=0, max_tokens=40);"
+        "print(m.info.backend, m.info.quantization, bool(r.reasoning or r.content))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "mlx/cpu 8-bit affine, group 32 True"
+
+
+def test_the_overhead_benchmark_runs_and_reports_each_figure():
+    benchmark = load_benchmark("mlx_overhead")
+    results = benchmark.main(["--rounds", "1"])  # it raises if the hub and mlx-lm generate different lengths
+    assert set(results) == {"raw", "hub", "hub, cache reused", "ratio"}
+    assert all(value > 0 for value in results.values())

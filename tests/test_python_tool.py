@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from gptoss_hub.errors import SandboxUnavailableError
 from gptoss_hub.tools.python import PythonLimits, PythonSession
@@ -283,12 +284,7 @@ def test_the_chat_command_shows_the_code_the_result_and_the_answer():
 
 
 def test_the_benchmark_reports_each_figure():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("python_tool_benchmark", ROOT / "benchmarks" / "python_tool.py")
-    assert spec is not None and spec.loader is not None
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_benchmark("python_tool")
     results = benchmark.main(["--rounds", "2"])
     assert set(results) == {"warm call", "plain subprocess", "cold session start"}
     assert all(value > 0 for value in results.values())

@@ -8,9 +8,9 @@ import asyncio
 import json
 import socket
 import time
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 pytest.importorskip("fastapi", reason="the server extra is installed by .ci/run")
 
@@ -143,13 +143,7 @@ def _soak(base: str, pid: int) -> None:
 @pytest.mark.slow
 def test_the_abuse_benchmark_runs_every_kind():
     """`benchmarks/server_abuse.py` with one round: every kind is sent and measured (the figures unchecked)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "server_abuse.py"
-    spec = importlib.util.spec_from_file_location("server_abuse_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_benchmark("server_abuse")
     results = benchmark.main(["--rounds", "1"])
     assert set(results) == {"quiet", *benchmark.kinds("http://127.0.0.1:1", 1)}
     assert all(figures["health_ms"] > 0 and figures["rss_mib"] > 0 for figures in results.values())
