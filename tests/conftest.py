@@ -10,14 +10,16 @@ from types import SimpleNamespace
 
 import pytest
 
-#: Fixtures that build (on a fresh machine) or load the trained tiny checkpoint on a real runtime: a test using
-#: one is slow whatever its own marks say, so `pytest -m "not slow"` never trains or loads a model for it.
-CHECKPOINT_FIXTURES = frozenset({"tiny_model", "llamacpp_model", "mlx_model", "hub_server"})
+#: Fixtures that build (on a fresh machine) or load the trained tiny checkpoint on a real runtime, or take
+#: seconds of their own (the conformance kit run over planted faults, a GGUF converted at the real width): a
+#: test using one is slow whatever its own marks say, so `pytest -m "not slow"` stays a quick loop that never
+#: trains or loads a model.
+SLOW_FIXTURES = frozenset({"tiny_model", "llamacpp_model", "mlx_model", "hub_server", "fault_matrix", "small_gguf"})
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if CHECKPOINT_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

@@ -145,6 +145,7 @@ def test_serve_options_are_read_as_json_or_text():
         backend_options(["dtype"])
 
 
+@pytest.mark.slow
 def test_conformance_runs_only_the_checks_asked_for(tmp_path):
     report = tmp_path / "not-yet-made" / "one.md"  # the report's folder is made for it
     command = [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "echo", "-k", "greedy_ids"]
@@ -159,6 +160,7 @@ def test_conformance_runs_only_the_checks_asked_for(tmp_path):
     assert rows == {"echo": {"greedy_ids_match_reference": {"outcome": "pass", "message": ""}}}
 
 
+@pytest.mark.slow
 def test_a_backend_that_cannot_load_fails_each_check_in_one_line(tmp_path):
     report = tmp_path / "cannot.md"
     command = [sys.executable, "-m", "gptoss_hub.cli.main", "conformance", "--backend", "transformers/bf16"]

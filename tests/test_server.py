@@ -254,6 +254,7 @@ def _long_message(number: int) -> str:
     return f"Message number {number}:" + " la" * 150
 
 
+@pytest.mark.slow
 def test_64_streaming_clients_with_8_leaving_early(serve_app):
     """Every client that stays gets its whole reply; the generations of those that left stop; the server
     stays healthy and its metrics count what happened."""

@@ -106,6 +106,7 @@ def test_a_streaming_client_gets_its_headers_before_the_first_token_and_may_leav
     assert engine.produced[0] <= 1
 
 
+@pytest.mark.slow
 def test_a_queued_request_whose_client_left_does_not_run_to_the_end(serve_app):
     """Two requests on an engine that serves one at a time: the second client leaves while it waits; once
     the first is done, the second's generation stops at once instead of running its whole answer."""
