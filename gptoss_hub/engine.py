@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
@@ -38,6 +38,7 @@ __all__ = [
     "GenerationRequest",
     "LoadRequest",
     "MessageEngine",
+    "RepoFiles",
     "token_chunk",
     "validate_options",
 ]
@@ -279,6 +280,17 @@ class LoadRequest:
         return native if native is not None else self.context
 
 
+@dataclass(frozen=True)
+class RepoFiles:
+    """The files of a Hugging Face repo a backend's `load()` fetches for a model: what `gptoss-hub pull`
+    downloads ahead of time for that backend."""
+
+    repo_id: str
+    revision: str | None
+    #: Picks, from the names of the repo's files, those `load()` would fetch.
+    choose: Callable[[list[str]], list[str]]
+
+
 class Backend(abc.ABC):
     """A way to run gpt-oss: a runtime plus a configuration of it (e.g. `transformers/cpu`).
 
@@ -326,6 +338,18 @@ class Backend(abc.ABC):
         the shape `gptoss_hub.shape.read_shape(spec)` reads from the model's files.
         """
         return None
+
+    def repo_files(self, spec: ModelSpec) -> RepoFiles | None:
+        """The Hugging Face repo files `load()` would download for `spec`, or `None` when it downloads nothing.
+
+        By default: for a repo id, the checkpoint's safetensors, config and tokenizer (every file but the
+        original weights, Metal files and GGUF conversions). A backend that reads other files overrides it.
+        """
+        from gptoss_hub.sources import checkpoint_files
+
+        if spec.kind != "hf_repo" or spec.repo_id is None:
+            return None
+        return RepoFiles(spec.repo_id, spec.revision, checkpoint_files)
 
     def rank_adjustment(self, report: HardwareReport, spec: ModelSpec) -> tuple[int, str] | None:
         """A change to `rank` on this machine, with why (shown by `gptoss-hub plan`), or `None`.

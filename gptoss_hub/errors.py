@@ -11,6 +11,7 @@ __all__ = [
     "BackendUnavailableError",
     "CheckpointError",
     "ContextLengthError",
+    "DiskSpaceError",
     "GptOssHubError",
     "HarmonyParseError",
     "InvalidRequestError",
@@ -80,6 +81,10 @@ class ToolSchemaError(ToolError):
 class CheckpointError(GptOssHubError):
     """A checkpoint's files are not what gpt-oss or their format needs: unexpected or missing tensors,
     unsupported dtypes, sizes that do not add up, a config of another model, an unusable tokenizer."""
+
+
+class DiskSpaceError(GptOssHubError):
+    """A download would not fit on the disk it goes to; the message gives both figures."""
 
 
 class HarmonyParseError(GptOssHubError):

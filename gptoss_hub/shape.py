@@ -468,10 +468,24 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
 
 
-@functools.lru_cache(maxsize=64)
+#: Shapes read for Hugging Face repos, by (repo, revision): only those found, since a repo that cannot be read
+#: now may be downloaded later in the same process (`gptoss-hub pull`, then a plan).
+_HUB_READINGS: dict[tuple[str, str | None], ShapeReading] = {}
+
+
 def _from_hub(repo_id: str, revision: str | None) -> ShapeReading | None:
     """The config of a Hugging Face repo from the local cache, or fetched alone (and the safetensors
     headers through the Hub's metadata call) when online; `None` when neither works."""
+    key = (repo_id, revision)
+    if key not in _HUB_READINGS:
+        reading = _read_from_hub(repo_id, revision)
+        if reading is None:
+            return None
+        _HUB_READINGS[key] = reading
+    return _HUB_READINGS[key]
+
+
+def _read_from_hub(repo_id: str, revision: str | None) -> ShapeReading | None:
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
@@ -509,11 +523,10 @@ def _from_hub(repo_id: str, revision: str | None) -> ShapeReading | None:
 def _cached_gguf_file(repo_id: str, revision: str | None) -> Path | None:
     """A GGUF repo's file in the local Hugging Face cache (the MXFP4 one where there are several; the first
     part of a split file), or `None` when none is cached."""
-    from huggingface_hub import snapshot_download
+    from gptoss_hub.sources import cached_snapshot
 
-    try:
-        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=["*.gguf"], local_files_only=True))
-    except Exception:  # not cached (or no such repo): the other ways to tell remain
+    folder = cached_snapshot(repo_id, revision)
+    if folder is None:
         return None
     files = sorted(
         path for path in folder.rglob("*.gguf") if not re.search(r"-0000[2-9]-of-|-000[1-9]\d-of-", path.name)

@@ -6,6 +6,7 @@ built only when a backend asks for them with `ModelSpec.local_dir()`.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from pathlib import Path
@@ -15,7 +16,15 @@ from pydantic import BaseModel, ConfigDict
 
 from gptoss_hub.errors import InvalidRequestError, ModelNotFoundError
 
-__all__ = ["ALIASES", "REFERENCE_ALIASES", "ModelSpec", "resolve_model"]
+__all__ = [
+    "ALIASES",
+    "CHECKPOINT_SKIP",
+    "REFERENCE_ALIASES",
+    "ModelSpec",
+    "cached_snapshot",
+    "checkpoint_files",
+    "resolve_model",
+]
 
 #: Short names for the released checkpoints.
 ALIASES = {
@@ -71,6 +80,21 @@ class ModelSpec(BaseModel):
             context_tokens=self.context_tokens,
         )
 
+    @property
+    def gguf_only(self) -> bool:
+        """Whether the model exists only as GGUF: a `.gguf` file, a folder of them without safetensors, or a
+        repo whose id ends in GGUF (how every GGUF publisher names them). Only llama.cpp reads these."""
+        if self.kind == "gguf_file":
+            return True
+        if self.kind == "local_dir" and self.path is not None:
+            return any(self.path.glob("*.gguf")) and not any(self.path.glob("*.safetensors"))
+        return self.kind == "hf_repo" and (self.repo_id or "").lower().endswith("gguf")
+
+    def checkpoint_dir(self) -> Path:
+        """The folder holding the checkpoint's safetensors, config and tokenizer, downloading them first if
+        needed (for a repo: every file but `CHECKPOINT_SKIP`, which no safetensors runtime reads)."""
+        return self.local_dir(ignore_patterns=list(CHECKPOINT_SKIP))
+
     def local_dir(self, allow_patterns: list[str] | None = None, ignore_patterns: list[str] | None = None) -> Path:
         """The folder holding the checkpoint, downloading or building it first if needed.
 
@@ -86,6 +110,33 @@ class ModelSpec(BaseModel):
         if self.kind == "hf_repo" and self.repo_id is not None:
             return _download(self.repo_id, self.revision, allow_patterns, ignore_patterns)
         raise ModelNotFoundError(f"{self.source!r} is a {self.kind}, not a checkpoint folder.")
+
+
+#: Files of a checkpoint repo that runtimes loading safetensors never read: the original (non-HF) weights,
+#: Metal files and GGUF conversions published beside them.
+CHECKPOINT_SKIP = ("original/*", "metal/*", "*.gguf")
+
+
+def checkpoint_files(names: list[str]) -> list[str]:
+    """Of a repo's file `names`, those `ModelSpec.checkpoint_dir()` fetches."""
+    return [name for name in names if not any(fnmatch.fnmatch(name, pattern) for pattern in CHECKPOINT_SKIP)]
+
+
+def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
+    """The folder of `repo_id` at `revision` (default main) in the local Hugging Face cache, holding whatever
+    files of it were downloaded; `None` when none were. Read from the cache's layout, never the network:
+    `snapshot_download(local_files_only=True)` refuses a snapshot that lacks some of the files asked for."""
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    wanted = revision or "main"
+    ref = repo / "refs" / wanted
+    try:
+        commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else wanted
+    except OSError:
+        return None
+    snapshot = repo / "snapshots" / commit
+    return snapshot if snapshot.is_dir() else None
 
 
 def _download(

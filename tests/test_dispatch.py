@@ -85,7 +85,10 @@ def test_transformers_rejects_gguf_files(tmp_path):
     gguf.write_bytes(b"GGUF")
     the_plan = gh.plan(gguf, backend="transformers/cpu")
     assert the_plan.chosen is None
-    assert "not a GGUF file" in the_plan.candidates[0].reasons[0]
+    assert "not GGUF (use llamacpp)" in the_plan.candidates[0].reasons[0]
+    # A GGUF repo, as publishers name them, is refused the same way before anything is downloaded.
+    repo = gh.plan("someorg/gpt-oss-20b-GGUF", backend="transformers/cpu")
+    assert "not GGUF (use llamacpp)" in " ".join(repo.candidates[0].reasons)
 
 
 def test_environment_variable_names_the_backend(monkeypatch):

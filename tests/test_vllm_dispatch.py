@@ -50,7 +50,7 @@ def test_old_gpus_builds_and_formats_are_rejected_with_reasons(tmp_path):
     assert any("built for rocm" in r for r in rocm_build_on_nvidia)
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     gguf = VllmBackend().check(_with_vllm(load_fixture("h100")), resolve_model(str(tmp_path / "m.gguf")))
-    assert any("not a GGUF file (use llamacpp)" in r for r in gguf)
+    assert any("vLLM loads safetensors checkpoints, not GGUF (use llamacpp)" in r for r in gguf)
     a100 = VllmBackend().check(_with_vllm(load_fixture("a100-40gb")), resolve_model("120b"))
     assert any("GiB of memory on 1 GPU (90% usable)" in r for r in a100)
 

@@ -24,7 +24,7 @@ from gptoss_hub.shape import read_shape
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.engine import Engine, LoadRequest
+    from gptoss_hub.engine import Engine, LoadRequest, RepoFiles
     from gptoss_hub.memory import MemoryEstimate
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
@@ -98,6 +98,17 @@ class LlamaCppBackend(Backend):
         return llamacpp_memory(
             reading, context_tokens(spec), on_gpu=self.device != "cpu", available=available, available_what=what
         )
+
+    def repo_files(self, spec: ModelSpec) -> RepoFiles | None:
+        """For a GGUF repo (or 20b/120b: ggml-org's), the MXFP4 GGUF file(s) `load()` fetches by default."""
+        from gptoss_hub.backends.llamacpp.files import choose_gguf_files, gguf_repo
+
+        from gptoss_hub.engine import RepoFiles
+
+        repo = gguf_repo(spec)
+        if repo is None:
+            return None
+        return RepoFiles(repo, spec.revision, lambda names: choose_gguf_files(names, "mxfp4"))
 
     def rank_adjustment(self, report: HardwareReport, spec: ModelSpec) -> tuple[int, str] | None:
         """llama.cpp on the CPU of a machine with a GPU comes after every GPU backend."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gptoss_hub.errors import ModelNotFoundError
 from gptoss_hub.released import RELEASED_GGUF_REPOS
-from gptoss_hub.sources import ModelSpec
+from gptoss_hub.sources import ModelSpec, cached_snapshot
 
 __all__ = ["GGUF_REPOS", "choose_gguf_files", "gguf_repo", "local_gguf", "source_problem"]
 
@@ -100,7 +100,7 @@ def _check_parts(paths: list[Path]) -> None:
 
 
 def _from_repo(repo: str, revision: str | None, quantization: str | None, filename: str | None) -> list[Path]:
-    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+    from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
@@ -114,15 +114,14 @@ def _from_repo(repo: str, revision: str | None, quantization: str | None, filena
         ) from exc
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError):
         # Offline or unreachable: choose among what an earlier download left in the local cache.
-        try:
-            folder = Path(snapshot_download(repo, revision=revision, allow_patterns=["*.gguf"], local_files_only=True))
-        except LocalEntryNotFoundError as exc:
+        folder = cached_snapshot(repo, revision)
+        files = [str(p.relative_to(folder)) for p in folder.rglob("*.gguf")] if folder is not None else []
+        if not files:
             why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub could not be reached"
             raise ModelNotFoundError(
                 f"{repo!r} is not in the local Hugging Face cache and {why}. Download it once on a connected "
-                f"machine (`hf download {repo}`), or pass a local .gguf file."
-            ) from exc
-        files = [str(p.relative_to(folder)) for p in folder.rglob("*.gguf")]
+                f"machine (`gptoss-hub pull {repo}`), or pass a local .gguf file."
+            ) from None
     chosen = choose_gguf_files(files, quantization, filename)
     # hf_hub_download shows a progress bar per file and resumes interrupted downloads.
     return [Path(hf_hub_download(repo, name, revision=revision)) for name in chosen]

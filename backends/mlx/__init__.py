@@ -45,8 +45,6 @@ __all__ = ["MIN_GLIBC", "MLX_BACKENDS", "MlxBackend", "MlxOptions"]
 _INSTALL = "pip install 'gptoss-hub[mlx]'"
 #: The oldest glibc MLX's Linux wheels run on (they are built as manylinux_2_35).
 MIN_GLIBC = (2, 35)
-#: The real repos also carry the original (non-HF) weights, Metal files and sometimes GGUF; MLX needs none.
-_SKIP_FILES = ["original/*", "metal/*", "*.gguf"]
 #: Prompt ids evaluated per forward pass while prefilling (mlx-lm's default).
 DEFAULT_PREFILL_STEP = 2048
 
@@ -152,15 +150,13 @@ class MlxBackend(Backend):
 
 def source_problem(spec: ModelSpec) -> str | None:
     """Why MLX cannot read what `spec` names (a sentence), or `None` when it can."""
-    if spec.kind in ("reference", "hf_repo") and not (spec.repo_id or "").lower().endswith("gguf"):
-        return None
-    if spec.kind == "local_dir" and spec.path is not None:
-        if any(spec.path.glob("*.safetensors")):
-            return None
-        return f"{spec.path} holds no .safetensors file; MLX loads safetensors checkpoints (a GGUF runs on llamacpp)."
-    if spec.kind in ("gguf_file", "hf_repo"):
+    if spec.gguf_only:
         return f"{spec.name} is GGUF; MLX loads safetensors checkpoints. Run it with backend='llamacpp'."
-    return "MLX runs local checkpoints, not a remote endpoint."
+    if spec.kind == "local_dir" and spec.path is not None and not any(spec.path.glob("*.safetensors")):
+        return f"{spec.path} holds no .safetensors file; MLX loads safetensors checkpoints."
+    if spec.kind == "endpoint":
+        return "MLX runs local checkpoints, not a remote endpoint."
+    return None
 
 
 def checkpoint_folder(spec: ModelSpec, quantization: str | None) -> Path:
@@ -181,7 +177,7 @@ def checkpoint_folder(spec: ModelSpec, quantization: str | None) -> Path:
             "quantization= chooses among the reference checkpoint's exports; a repo or folder is loaded as it is "
             "stored (pick an MLX-converted repo such as mlx-community/gpt-oss-20b-MXFP4-Q8 for another form)."
         )
-    return spec.local_dir(ignore_patterns=_SKIP_FILES)
+    return spec.checkpoint_dir()
 
 
 def _glibc(libc: str | None) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from gptoss_hub.plugins import hookimpl
 if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
 
-    from gptoss_hub.engine import LoadRequest, MessageEngine
+    from gptoss_hub.engine import LoadRequest, MessageEngine, RepoFiles
     from gptoss_hub.plugins import BackendRegistry
     from gptoss_hub.sources import ModelSpec
 
@@ -49,6 +49,10 @@ class OpenAIBackend(Backend):
         if importlib.util.find_spec("openai") is None:
             reasons.append("the openai SDK is not installed: pip install 'gptoss-hub[openai]'.")
         return reasons
+
+    def repo_files(self, spec: ModelSpec) -> RepoFiles | None:
+        """Nothing: the model lives on the server."""
+        return None
 
     def load(self, request: LoadRequest) -> MessageEngine:
         """Connect to the endpoint (and ask it for its model when none is named)."""

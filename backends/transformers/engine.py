@@ -26,9 +26,6 @@ from gptoss_hub.errors import BackendError, InvalidRequestError
 
 __all__ = ["CpuOptions", "TransformersEngine", "load_cpu_engine"]
 
-# The real repos also carry the original (non-HF) weights and Metal files; transformers needs neither.
-_SKIP_FILES = ["original/*", "metal/*"]
-
 
 class CpuOptions(BaseModel):
     """Options `gh.load(..., backend="transformers/cpu", **options)` accepts."""
@@ -57,7 +54,7 @@ def load_cpu_engine(request: LoadRequest) -> TransformersEngine:
     import torch
     from transformers import AutoConfig, GptOssForCausalLM
 
-    folder = spec.local_dir(ignore_patterns=_SKIP_FILES)
+    folder = spec.checkpoint_dir()
     if parsed.threads:
         torch.set_num_threads(parsed.threads)
     config = AutoConfig.from_pretrained(folder)

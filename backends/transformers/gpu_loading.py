@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["VariantFallbackWarning", "load_gpu_engine"]
 
-# The real repos also carry the original (non-HF) weights and Metal files; transformers needs neither.
-_SKIP_FILES = ["original/*", "metal/*"]
 _FALLBACK_HINT = "Or pass fallback=True to continue on the next transformers GPU variant that fits in memory."
 
 
@@ -97,7 +95,7 @@ def _load(
             gpu_runtime.fetch_kernel(kernel)
         except Exception as error:  # any failure of the fetch means the kernel is not there: say which
             raise BackendUnavailableError(_fetch_failed(variant, spec, kernel, error, hint)) from error
-    folder = spec.local_dir(ignore_patterns=_SKIP_FILES)
+    folder = spec.checkpoint_dir()
     mxfp4_checkpoint = _stores_mxfp4(folder)
     kwargs = from_pretrained_kwargs(
         variant, spec, report, options, world_size=world_size, mxfp4_checkpoint=mxfp4_checkpoint

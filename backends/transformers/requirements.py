@@ -35,9 +35,9 @@ def common_reasons(report: HardwareReport, spec: ModelSpec) -> list[str]:
     missing = [name for name in ("torch", "transformers") if name not in report.runtimes]
     if missing:
         reasons.append(f"{' and '.join(missing)} not installed. {_INSTALL}")
-    if spec.kind not in ("reference", "local_dir", "hf_repo"):
-        what = {"gguf_file": "a GGUF file", "endpoint": "a remote endpoint"}.get(spec.kind, spec.kind)
-        reasons.append(f"transformers loads Hugging Face checkpoints (a folder or repo id), not {what}.")
+    if spec.gguf_only or spec.kind not in ("reference", "local_dir", "hf_repo"):
+        what = "GGUF (use llamacpp)" if spec.gguf_only else {"endpoint": "a remote endpoint"}.get(spec.kind, spec.kind)
+        reasons.append(f"transformers loads safetensors checkpoints (a folder or repo id), not {what}.")
     return reasons
 
 

@@ -76,11 +76,11 @@ class VllmBackend(Backend):
                     f"vLLM's gpt-oss kernels need compute capability 8.0 or newer; {old[0].name} has "
                     f"{old[0].compute_capability}."
                 )
-        if spec.kind not in ("reference", "local_dir", "hf_repo"):
-            what = {"gguf_file": "a GGUF file (use llamacpp)", "endpoint": "a remote endpoint"}.get(
-                spec.kind, spec.kind
+        if spec.gguf_only or spec.kind not in ("reference", "local_dir", "hf_repo"):
+            what = (
+                "GGUF (use llamacpp)" if spec.gguf_only else {"endpoint": "a remote endpoint"}.get(spec.kind, spec.kind)
             )
-            reasons.append(f"vLLM loads Hugging Face checkpoints, not {what}.")
+            reasons.append(f"vLLM loads safetensors checkpoints, not {what}.")
         if device is not None:
             reasons.extend(memory_reasons(spec, self.memory_estimate(report, spec)))
         return reasons

@@ -214,7 +214,7 @@ def load_vllm_engine(request: LoadRequest) -> Engine:
             # Each rank its own cores: left to itself, vLLM looks for a NUMA node per rank and fails on a
             # machine with one ("Not enough allowed NUMA nodes to bind threads").
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_binding(ranks, sorted(os.sched_getaffinity(0)))
-    folder = spec.local_dir(ignore_patterns=["original/*", "metal/*"])
+    folder = spec.checkpoint_dir()
     arguments = engine_arguments(str(folder), parsed, tensor_parallel_size=tensor_parallel, device=device)
     if parsed.node_rank > 0:
         from gptoss_hub.backends.vllm.nodes import WorkerNode

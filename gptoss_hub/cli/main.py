@@ -1,4 +1,4 @@
-"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`, `conformance`, `serve`.
+"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`, `conformance`, `serve`, `pull`, `list`, `rm`, `ps`.
 
 Errors from the hub are printed as one readable message (exit status 2), not a traceback; set
 `GPTOSS_HUB_DEBUG=1` to see the traceback.
@@ -19,6 +19,7 @@ from gptoss_hub._version import __version__
 from gptoss_hub.cli.chat import add_chat_parser
 from gptoss_hub.cli.conformance import add_conformance_parser
 from gptoss_hub.cli.convert import add_convert_parser
+from gptoss_hub.cli.models import add_models_parsers
 from gptoss_hub.cli.serve import add_serve_parser
 from gptoss_hub.errors import GptOssHubError
 
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_parser(subparsers)
     add_conformance_parser(subparsers)
     add_serve_parser(subparsers)
+    add_models_parsers(subparsers)
     return parser
 
 

@@ -32,6 +32,7 @@ from gptoss_hub.server.metrics import ServerMetrics
 from gptoss_hub.server.openapi import openapi_schema
 from gptoss_hub.server.python_calls import PythonContainers, PythonRan
 from gptoss_hub.server.sealed_reasoning import ReasoningSeal
+from gptoss_hub.server.status import server_status
 from gptoss_hub.server.web_search import Browsers, WebSearch
 from gptoss_hub.tools.browser import Browser, PageFetcher, SearchBackend
 
@@ -153,6 +154,7 @@ def create_app(
         _Guard, api_key=api_key, max_body_bytes=max_body_bytes, max_pending=max_pending, metrics=served.metrics
     )
     app.add_api_route("/health", _health, methods=["GET"])
+    app.add_api_route("/status", _status, methods=["GET"])
     app.add_api_route("/metrics", _prometheus_metrics, methods=["GET"])
     app.add_api_route("/v1/models", _models, methods=["GET"])
     app.add_api_route("/v1/chat/completions", _chat_completions, methods=["POST"])
@@ -209,7 +211,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"{request.method} {request.url.path}: {exc.detail}."
     if exc.status_code == 404:
-        message += " The routes are /v1/chat/completions, /v1/responses, /v1/models, /health and /metrics."
+        message += " The routes are /v1/chat/completions, /v1/responses, /v1/models, /health, /status and /metrics."
     _served(request).metrics.errors.labels(code).inc()
     return JSONResponse(error_body(message, "invalid_request_error", code), status_code=exc.status_code)
 
@@ -270,6 +272,12 @@ async def _health(request: Request) -> JSONResponse:
     return JSONResponse(
         {"status": "ok" if status == "ready" else status}, status_code=200 if status == "ready" else 503
     )
+
+
+async def _status(request: Request) -> dict[str, Any]:
+    served = _served(request)
+    in_progress = int(served.metrics.registry.get_sample_value("gptoss_hub_requests_in_progress") or 0)
+    return server_status(served.model.info, served.served_name, in_progress)
 
 
 async def _prometheus_metrics(request: Request) -> Response:
@@ -443,7 +451,7 @@ async def _stream_with_errors(chunks: AsyncIterator[str], named_events: bool = F
 
 
 #: Routes named in metrics; anything else is counted as "other" (so unknown paths cannot grow the labels).
-_ROUTES = ("/v1/chat/completions", "/v1/responses", "/v1/models", "/health", "/metrics")
+_ROUTES = ("/v1/chat/completions", "/v1/responses", "/v1/models", "/health", "/status", "/metrics")
 
 
 class _Guard:
