@@ -73,6 +73,8 @@ class ModelShape:
     tied_embeddings: bool = False
     #: "mxfp4" when the checkpoint stores its experts in MXFP4, else the dtype it stores weights in.
     stored_as: str = "bfloat16"
+    #: The longest context the model was made for (`max_position_embeddings`), where the files say.
+    context_length: int | None = None
 
     @property
     def full_attention_layers(self) -> int:
@@ -201,6 +203,7 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
         sliding_layers=sum(1 for kind in layer_types if kind == "sliding_attention"),
         tied_embeddings=bool(config.get("tie_word_embeddings", False)),
         stored_as="mxfp4" if quantization == "mxfp4" else str(dtype),
+        context_length=int(config["max_position_embeddings"]) if config.get("max_position_embeddings") else None,
     )
 
 
@@ -413,6 +416,7 @@ def _read_gguf(path: Path) -> ShapeReading:
             sliding_layers=(layers + 1) // 2,
             tied_embeddings="output.weight" not in names,
             stored_as="mxfp4" if "MXFP4" in by_type else max(by_type, key=by_type.__getitem__).lower(),
+            context_length=int(metadata["gpt-oss.context_length"]) if "gpt-oss.context_length" in metadata else None,
         )
     except (KeyError, StopIteration, TypeError, ValueError) as exc:
         return ShapeReading(None, f"{path.name}'s GGUF metadata lacks a gpt-oss field ({exc})")

@@ -174,3 +174,85 @@ def test_a_backend_that_cannot_load_fails_each_check_in_one_line(tmp_path):
     (message,) = messages
     assert message.startswith("transformers/bf16 could not load tiny: BackendUnavailableError: Backend ")
     assert "Traceback" not in done.stdout and done.stdout.count("could not load tiny") <= 3 * len(rows)
+
+
+def _pty_session(command: list[str], lines: list[str], *, timeout: float) -> str:
+    """Run `command` on a pseudo-terminal (120 columns), typing each of `lines` at a `> ` prompt as a person
+    would; returns everything the terminal showed."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import select
+    import struct
+    import termios
+    import time
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    shown, pending = b"", list(lines)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the session ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if pending and re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", shown).rstrip().endswith(b">"):
+                os.write(leader, pending.pop(0).encode() + b"\r")
+                shown += b"\n"  # the next prompt must come after this one
+            if process.poll() is not None and not ready:
+                break
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        os.close(leader)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode("utf-8", "replace"))
+
+
+@pytest.mark.slow
+def test_the_terminal_chat_answers_commands_and_shows_no_runtime_chatter(tmp_path):
+    """The main job as a person runs it, on a terminal: llama.cpp loads the tiny model without its warnings in
+    the chat, the commands are answered (never sent to the model), and a saved chat resumes."""
+    saved = tmp_path / "chat.json"
+    command = [sys.executable, "-m", "gptoss_hub.cli.main", "chat", "--model", "tiny", "--tools", "demo"]
+    lines = [
+        "/help",
+        "/tools",
+        "/effort low",
+        "/effort extreme",
+        "/frobnicate",
+        "What is the weather in Tokyo?",
+        f"/save {saved}",
+        "/exit",
+    ]
+    shown = _pty_session(command, lines, timeout=600)
+    assert "tiny-harmony on llamacpp/cpu" in shown, shown
+    for chatter in ("llama_context", "n_ctx_seq", "llama_kv_cache", "Loading weights", "ggml_"):
+        assert chatter not in shown, (chatter, shown)
+    assert "/save FILE" in shown and "/effort low|medium|high" in shown  # /help
+    assert "tools: get_weather" in shown and "reasoning effort: low" in shown
+    assert "/effort takes low, medium or high (now low)" in shown
+    assert "unknown command /frobnicate: /help lists the commands" in shown
+    assert '→ get_weather({"location": "Tokyo"})' in shown and "The weather in Tokyo" in shown
+    conversation = json.loads(saved.read_text())["messages"]
+    assert [m["role"] for m in conversation] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]  # question, call, result, answer
+    assert not any((m.get("content") or "").startswith("/") for m in conversation)  # no command reached the model
+
+    resumed = _pty_session([*command, "--load", str(saved)], ["/exit"], timeout=600)
+    assert "resumed: 4 messages" in resumed
+    bad = subprocess.run([*command, "--load", str(tmp_path / "missing.json")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Pass a file that /save wrote" in bad.stderr

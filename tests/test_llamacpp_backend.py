@@ -204,3 +204,22 @@ def test_gguf_repo_loads_from_the_hub_cache_offline(offline_hub):
         timeout=300,
     )
     assert ambiguous.returncode != 0 and "available: gpt-oss-tiny-f32.gguf, gpt-oss-tiny-mxfp4.gguf" in ambiguous.stderr
+
+
+def test_llamacpp_log_goes_to_logging_not_the_terminal(capfd, caplog):
+    """llama.cpp's warnings (here: a context past the model's 4096) reach the `gptoss_hub.llamacpp.native`
+    logger at DEBUG and never the terminal; by default the context is the model's own, so none is raised."""
+    import logging
+
+    import gptoss_hub as gh
+
+    with caplog.at_level(logging.DEBUG, logger="gptoss_hub.llamacpp.native"):
+        past = gh.load("tiny", backend="llamacpp", n_ctx=8192, n_threads=1)
+        past.close()
+        default = gh.load("tiny", backend="llamacpp", n_threads=1)
+        assert default.info.details["n_ctx"] == 4096  # the model's trained context, below the hub's 8192
+        default.close()
+    captured = capfd.readouterr()
+    assert "n_ctx_seq" not in captured.err and "llama_" not in captured.err
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gptoss_hub.llamacpp.native"]
+    assert sum("n_ctx_seq (8192) > n_ctx_train (4096)" in w for w in warnings) == 1

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LlamaCppEngine", "LlamaCppOptions", "PromptStats", "gpu_api", "load_llamacpp_engine"]
 
-#: The context llama.cpp allocates when the caller names none; 0 asks for the model's full context.
+#: The context llama.cpp allocates when the caller names none (or the model's own, if shorter); 0 asks for the
+#: model's full context.
 DEFAULT_N_CTX = 8192
 
 
@@ -116,10 +117,13 @@ def load_llamacpp_engine(request: LoadRequest) -> LlamaCppEngine:
     quantization = parsed.quantization or ("f32" if spec.kind == "reference" else "mxfp4")
     path = local_gguf(spec, quantization, parsed.filename)
     n_ctx = request.context_tokens(parsed.n_ctx, "n_ctx")
+    if n_ctx is None:
+        # The hub's default, unless the model was made for less: llama.cpp warns of a context past training.
+        n_ctx = min(DEFAULT_N_CTX, _trained_context(path) or DEFAULT_N_CTX)
     threads = parsed.n_threads or report.cpu.cores or None
     settings: dict[str, Any] = {
         "n_gpu_layers": n_gpu_layers,
-        "n_ctx": DEFAULT_N_CTX if n_ctx is None else n_ctx,
+        "n_ctx": n_ctx,
         "n_threads": threads,
         "n_threads_batch": parsed.n_threads_batch or threads,
         "n_batch": parsed.n_batch,
@@ -166,12 +170,16 @@ class LlamaCppEngine(Engine):
     @classmethod
     def open(cls, path: Path, settings: dict[str, Any], *, device: str) -> LlamaCppEngine:
         """Load the GGUF at `path` with llama.cpp `settings` (`Llama` keyword arguments)."""
+        from gptoss_hub.backends.llamacpp import native_log
         from llama_cpp import Llama
 
+        native_log.install(echo=bool(settings.get("verbose")))
         try:
             llama = Llama(model_path=str(path), **settings)
         except Exception as exc:
-            raise BackendError(f"llama.cpp could not load {path}: {exc}") from exc
+            said = native_log.recent_warnings()
+            detail = f"; llama.cpp said: {said[-2000:]}" if said else ""
+            raise BackendError(f"llama.cpp could not load {path}: {exc}{detail}") from exc
         return cls(llama, path=path, settings=settings, device=device)
 
     def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
@@ -261,6 +269,17 @@ class LlamaCppEngine(Engine):
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
+
+
+def _trained_context(path: Path) -> int | None:
+    """The context the GGUF at `path` says its model was made for, or `None` when it cannot be read."""
+    from gptoss_hub.shape import read_shape
+    from gptoss_hub.sources import ModelSpec
+
+    if not path.is_file():
+        return None
+    reading = read_shape(ModelSpec(source=str(path), kind="gguf_file", name=path.name, path=path))
+    return reading.shape.context_length if reading.shape is not None else None
 
 
 def _shared_prefix(llama: Any, prompt: list[int]) -> int:

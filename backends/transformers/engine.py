@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from gptoss_hub.backends.transformers.sampling import next_token
@@ -24,7 +26,7 @@ from gptoss_hub.engine import (
 )
 from gptoss_hub.errors import BackendError, InvalidRequestError
 
-__all__ = ["CpuOptions", "TransformersEngine", "load_cpu_engine"]
+__all__ = ["CpuOptions", "TransformersEngine", "load_cpu_engine", "progress_only_when_long"]
 
 
 class CpuOptions(BaseModel):
@@ -73,7 +75,8 @@ def load_cpu_engine(request: LoadRequest) -> TransformersEngine:
         quantization = "mxfp4 (dequantized on the CPU)"
     dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16}[parsed.dtype]
     try:
-        model = GptOssForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager", **kwargs)
+        with progress_only_when_long(folder):
+            model = GptOssForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager", **kwargs)
     except Exception as exc:
         raise BackendError(f"transformers could not load {spec.name} from {folder}: {exc}") from exc
     model.eval()
@@ -83,6 +86,27 @@ def load_cpu_engine(request: LoadRequest) -> TransformersEngine:
     return TransformersEngine(
         model, max_context=max_context, quantization=quantization, threads=torch.get_num_threads()
     )
+
+
+#: Checkpoints smaller than this load in about a second: a progress bar for them is noise.
+_SMALL_CHECKPOINT_BYTES = 1024**3
+
+
+@contextlib.contextmanager
+def progress_only_when_long(folder: Path) -> Iterator[None]:
+    """transformers' "Loading weights" bar for checkpoints that take a while to load; none for small ones (the
+    tiny checkpoints' 37 tensors load at once, and their bar only clutters a chat)."""
+    from transformers.utils import logging as transformers_logging
+
+    size = sum(path.stat().st_size for path in folder.glob("*.safetensors"))
+    quiet = size < _SMALL_CHECKPOINT_BYTES and transformers_logging.is_progress_bar_enabled()
+    if quiet:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet:
+            transformers_logging.enable_progress_bar()
 
 
 def _match_expert_dtype(model: Any) -> None:

@@ -93,9 +93,11 @@ def fetch_kernel(kernel: HubKernel) -> None:
 
 def load_pretrained(folder: Path, kwargs: dict[str, Any]) -> Any:
     """`GptOssForCausalLM.from_pretrained(folder, **kwargs)`."""
+    from gptoss_hub.backends.transformers.engine import progress_only_when_long
     from transformers import GptOssForCausalLM
 
-    return GptOssForCausalLM.from_pretrained(folder, **kwargs)
+    with progress_only_when_long(folder):
+        return GptOssForCausalLM.from_pretrained(folder, **kwargs)
 
 
 def loaded_problems(variant: GpuVariant, model: Any) -> list[str]:

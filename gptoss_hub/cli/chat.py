@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -91,6 +94,12 @@ def add_chat_parser(subparsers: Any) -> None:
     parser.add_argument("--max-tokens", type=int, default=None)
     parser.add_argument("--temperature", type=float, default=None, help="default: 1.0, or 0 for the tiny models")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--load", type=Path, default=None, metavar="FILE", help="resume a conversation that /save wrote to FILE"
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show what the runtime logs while loading and generating (on stderr)"
+    )
     parser.set_defaults(handler=run_chat)
 
 
@@ -232,6 +241,10 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
         functions.extend(DEMO_TOOLS[args.tools])
     toolbox = Toolbox(functions) if functions else None
     browser = _browser(args)  # before loading: a wrong --search fails at once
+    if args.verbose:
+        # The runtimes' own output (llama.cpp's log, captured while loading) goes to the hub's loggers.
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("gptoss_hub").setLevel(logging.DEBUG)
     with console.status(f"Loading {args.model}…", spinner="dots"):
         model = load(args.model, backend=args.backend)
     console.print(f"{model.info.model} on {model.info.backend} ({model.info.device}, {model.info.dtype})", style="dim")
@@ -251,15 +264,16 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
         options["builtin_tools"] = [*options.get("builtin_tools", ()), "python"]
         python = PythonSession()
     printer = _Printer(console, args.show_reasoning)
-    messages: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = _loaded_conversation(args.load) if args.load else []
     with model, python or contextlib.nullcontext():
         if args.prompt is not None:
             messages.append({"role": "user", "content": args.prompt})
             reply = _answer(model, messages, toolbox, printer, options, python, browser)
             return 1 if reply.finish_reason == "error" else 0
+        session = _Session(console, messages, options, toolbox, python, browser)
         console.print(
-            "Interactive chat: /reset clears the history (and the python session and the browser's pages), "
-            "/exit or Ctrl-D quits.",
+            f"Interactive chat{f' (resumed: {len(messages)} messages)' if messages else ''}: /help lists the "
+            "commands, /exit or Ctrl-D quits.",
             style="dim",
         )
         while True:
@@ -268,19 +282,108 @@ def run_chat(args: argparse.Namespace, console: Console) -> int:
             except (EOFError, KeyboardInterrupt):
                 console.print()
                 return 0
-            if line.strip() in ("/exit", "/quit"):
-                return 0
-            if line.strip() == "/reset":
-                messages.clear()
-                if python is not None:
-                    python.restart()
-                if browser is not None:
-                    browser.reset()
+            text = line.strip()
+            if not text:
                 continue
-            if not line.strip():
+            if text.startswith("/"):
+                if session.command(text) == "exit":
+                    return 0
                 continue
             messages.append({"role": "user", "content": line})
             try:
                 _answer(model, messages, toolbox, printer, options, python, browser)
             except GptOssHubError as exc:
                 console.print(f"error: {exc}", style="red", markup=False)
+
+
+#: The interactive session's commands and what each does, for /help.
+COMMANDS = {
+    "/help": "list these commands",
+    "/reset": "clear the history (and the python session and the browser's pages)",
+    "/effort low|medium|high": "set the reasoning effort for the next replies",
+    "/tools": "list the tools the model may call",
+    "/save FILE": "write the conversation as JSON (resume it with `gptoss-hub chat --load FILE`)",
+    "/exit": "quit (so do /quit and Ctrl-D)",
+}
+
+
+class _Session:
+    """The interactive session's commands: lines starting with `/` are answered here, never sent to the model."""
+
+    def __init__(
+        self,
+        console: Console,
+        messages: list[dict[str, Any]],
+        options: dict[str, Any],
+        toolbox: Toolbox | None,
+        python: PythonSession | None,
+        browser: Browser | None,
+    ):
+        self.console, self.messages, self.options = console, messages, options
+        self.toolbox, self.python, self.browser = toolbox, python, browser
+
+    def command(self, text: str) -> str | None:
+        """Run the command `text`; returns "exit" when the session should end."""
+        name, _, argument = text.partition(" ")
+        argument = argument.strip()
+        if name in ("/exit", "/quit"):
+            return "exit"
+        if name == "/help":
+            for usage, what in COMMANDS.items():
+                self.console.print(f"  {usage:<26} {what}", markup=False)
+        elif name == "/reset":
+            self.messages.clear()
+            if self.python is not None:
+                self.python.restart()
+            if self.browser is not None:
+                self.browser.reset()
+            self._say("history cleared")
+        elif name == "/effort":
+            if argument not in ("low", "medium", "high"):
+                self._say(f"/effort takes low, medium or high (now {self.options['reasoning_effort']})", "yellow")
+            else:
+                self.options["reasoning_effort"] = argument
+                self._say(f"reasoning effort: {argument}")
+        elif name == "/tools":
+            self._say(self._tools())
+        elif name == "/save":
+            self._save(argument)
+        else:
+            self._say(f"unknown command {name}: /help lists the commands", "yellow")
+        return None
+
+    def _tools(self) -> str:
+        names = [spec.name for spec in self.toolbox.specs] if self.toolbox else []
+        names += [name for name, on in (("python (builtin)", self.python), ("browser (builtin)", self.browser)) if on]
+        return (
+            "tools: " + ", ".join(names) if names else "no tools: add --tools demo, --tool MODULE:FUNCTION or --builtin"
+        )
+
+    def _save(self, argument: str) -> None:
+        if not argument:
+            self._say("/save takes a file name", "yellow")
+            return
+        path = Path(argument).expanduser()
+        try:
+            path.write_text(
+                json.dumps({"messages": self.messages}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            self._say(f"could not save to {path}: {exc}", "red")
+            return
+        self._say(f"saved {len(self.messages)} messages to {path}")
+
+    def _say(self, text: str, style: str = "dim") -> None:
+        self.console.print(text, style=style, markup=False, highlight=False)
+
+
+def _loaded_conversation(path: Path) -> list[dict[str, Any]]:
+    """The messages `/save` wrote to `path`, checked, for `chat --load`."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidRequestError(f"--load {path}: {exc}. Pass a file that /save wrote.") from exc
+    messages = saved.get("messages") if isinstance(saved, dict) else None
+    if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
+        raise InvalidRequestError(f"--load {path}: not a conversation /save wrote (a 'messages' list of messages).")
+    return messages
