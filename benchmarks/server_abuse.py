@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,13 +31,9 @@ from pathlib import Path
 
 import httpx
 
+from gptoss_hub.testing.serving import serving_hub
+
 HEALTH_TARGET_MS = 100.0
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _rss_mib(pid: int) -> float:
@@ -127,25 +120,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="times each kind is sent (the worst is reported)")
     args = parser.parse_args(argv)
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
     log = Path(tempfile.mkdtemp()) / "serve.log"
-    command = [sys.executable, "-m", "gptoss_hub.cli.main", "serve", "--model", "tiny", "--backend", "transformers"]
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [*command, "--port", str(port)], stdout=output, stderr=subprocess.STDOUT, env=os.environ
-        )
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    arguments = ["--model", "tiny", "--backend", "transformers"]
+    with serving_hub(arguments, log, start_seconds=600) as (server, base):
+        port = int(base.rsplit(":", 1)[1])
         abuses = kinds(base, port)
         # The first long prompt allocates the engine's buffers once (a start-up cost, some 0.2 s here), so
         # every kind meets a server that has served one.
@@ -172,9 +150,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
                 "worst_ms": max(r[1] for r in rounds),
                 "rss_mib": max(r[2] for r in rounds),
             }
-    finally:
-        server.terminate()
-        server.wait(60)
     print(
         f"{'kind':30} {'answers':>8} {'took s':>7} {'/health max ms':>15} {'worst round':>12} {'target':>7} "
         f"{'RSS peak MiB':>13}"

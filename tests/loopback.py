@@ -1,16 +1,16 @@
-"""A plain HTTP server on a free loopback port, for tests that stand in for a web site or an API."""
+"""A plain HTTP server on a free loopback port, for tests that stand in for a web site or an API; and
+`gptoss-hub serve` in a process of its own (`serving_hub`)."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+
+from gptoss_hub.testing.serving import serving_hub
+
+__all__ = ["QuietHandler", "serving", "serving_hub"]
 
 
 @contextlib.contextmanager
@@ -42,32 +42,3 @@ class QuietHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if body:
                 self.wfile.write(body)
-
-
-@contextlib.contextmanager
-def serving_hub(arguments: list[str], log: Path, *, start_seconds: float) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`gptoss-hub serve ARGUMENTS` on a free loopback port, its output in `log`, for the length of the block;
-    yields the process and its base URL once `/health` answers 200 (within `start_seconds`)."""
-    import httpx
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "gptoss_hub.cli.main", "serve", *arguments, "--port", str(port)]
-    with log.open("w") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + start_seconds
-        while True:
-            assert server.poll() is None, log.read_text()[-4000:]
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        yield server, base
-    finally:
-        server.terminate()
-        server.wait(120)

@@ -30,6 +30,7 @@ from gptoss_hub.server.chat_completions import (
 from gptoss_hub.server.errors import APIError, error_body, from_exception
 from gptoss_hub.server.metrics import ServerMetrics
 from gptoss_hub.server.openapi import openapi_schema
+from gptoss_hub.server.page import page_file, page_index
 from gptoss_hub.server.python_calls import PythonContainers, PythonRan
 from gptoss_hub.server.sealed_reasoning import ReasoningSeal
 from gptoss_hub.server.status import server_status
@@ -153,6 +154,8 @@ def create_app(
     app.add_middleware(
         _Guard, api_key=api_key, max_body_bytes=max_body_bytes, max_pending=max_pending, metrics=served.metrics
     )
+    app.add_api_route("/", page_index, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/page/{name}", page_file, methods=["GET"], include_in_schema=False)
     app.add_api_route("/health", _health, methods=["GET"])
     app.add_api_route("/status", _status, methods=["GET"])
     app.add_api_route("/metrics", _prometheus_metrics, methods=["GET"])
@@ -451,7 +454,7 @@ async def _stream_with_errors(chunks: AsyncIterator[str], named_events: bool = F
 
 
 #: Routes named in metrics; anything else is counted as "other" (so unknown paths cannot grow the labels).
-_ROUTES = ("/v1/chat/completions", "/v1/responses", "/v1/models", "/health", "/status", "/metrics")
+_ROUTES = ("/", "/v1/chat/completions", "/v1/responses", "/v1/models", "/health", "/status", "/metrics")
 
 
 class _Guard:

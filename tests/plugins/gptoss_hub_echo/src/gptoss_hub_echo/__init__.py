@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gptoss_hub import (
     Backend,
@@ -55,6 +56,10 @@ class EchoEngine(Engine):
     capabilities = Capabilities(streaming=True, max_context=8192)
     info = EngineInfo(device="cpu", dtype="none")
 
+    def __init__(self, token_delay: float = 0.0):
+        #: Seconds to wait before each token: a long reply that takes a while, for tests that stop one.
+        self.token_delay = token_delay
+
     def completion_for(self, prompt_ids: list[int]) -> list[int]:
         """The harmony completion this engine produces for a prompt."""
         reference = _reference_completions().get(tuple(prompt_ids))
@@ -73,6 +78,8 @@ class EchoEngine(Engine):
         budget = self.check_context(request)
         completion = self.completion_for(request.prompt_ids)
         for produced, token in enumerate(completion[:budget], start=1):
+            if self.token_delay:
+                time.sleep(self.token_delay)
             if token in request.stop_token_ids:
                 yield GenerationChunk([token], "stop")
                 return
@@ -80,9 +87,11 @@ class EchoEngine(Engine):
 
 
 class EchoOptions(BaseModel):
-    """The echo backend takes no options."""
+    """The echo backend's one option: `token_delay`, seconds before each token (default none)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    token_delay: float = Field(default=0.0, ge=0.0, le=10.0)
 
 
 class EchoBackend(Backend):
@@ -97,8 +106,8 @@ class EchoBackend(Backend):
         return [] if spec.kind == "reference" else ["echo only stands in for the tiny reference models"]
 
     def load(self, request: LoadRequest) -> Engine:
-        validate_options(EchoOptions, dict(request.options), self.name)  # it takes none: an unknown one is an error
-        return EchoEngine()
+        options = validate_options(EchoOptions, dict(request.options), self.name)  # an unknown one is an error
+        return EchoEngine(token_delay=options.token_delay)
 
 
 @hookimpl
