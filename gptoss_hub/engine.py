@@ -168,6 +168,12 @@ class Engine(EngineBase):
     def generate(self, request: GenerationRequest) -> Iterator[GenerationChunk]:
         """Yield chunks of generated ids until a stop id, `max_tokens` or the context end."""
 
+    def raw_decode_rate(self, prompt_ids: list[int], tokens: int) -> float | None:
+        """Tokens per second of the runtime's own generation loop, without the hub, greedily generating
+        `tokens` ids after `prompt_ids` on the loaded model (`gptoss-hub bench` sets it beside the hub's);
+        `None` for a runtime without one (the default)."""
+        return None
+
     async def agenerate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         """Asynchronous twin of `generate`."""
         queue: asyncio.Queue[Any] = asyncio.Queue()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +229,25 @@ class LlamaCppEngine(Engine):
                         return
             finally:
                 tokens.close()
+
+    def raw_decode_rate(self, prompt_ids: list[int], tokens: int) -> float | None:
+        """`Llama.generate` alone, greedy, `tokens` ids after `prompt_ids` (its prompt cache applies, as it
+        does for the hub)."""
+        with self._lock:
+            llama = self._llama
+            if llama is None:
+                raise BackendError("This llama.cpp engine was closed.")
+            started = time.perf_counter()
+            produced = 0
+            generator = llama.generate(
+                prompt_ids, temp=0.0, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, repeat_penalty=1.0
+            )
+            for _ in generator:
+                produced += 1
+                if produced == tokens:
+                    break
+            generator.close()
+            return produced / (time.perf_counter() - started)
 
     def _text_only(self) -> Any:
         """A logits processor that keeps harmony's control tokens out of schema-constrained output.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -212,6 +213,24 @@ class MlxEngine(Engine):
             if chunk.finish_reason or cancelled.is_set():
                 return
             logits, token_array = following, following_token
+
+    def raw_decode_rate(self, prompt_ids: list[int], tokens: int) -> float | None:
+        """mlx-lm's `generate_step` alone, greedy, `tokens` ids after `prompt_ids` from an empty cache (the
+        engine's cache is emptied too, so the hub's next generation evaluates the whole prompt as well)."""
+        model = self._model
+        if model is None:
+            raise BackendError("This MLX engine was closed.")
+
+        def run() -> float:
+            import mlx.core as mx
+            from mlx_lm.generate import generate_step
+
+            self._cache.reset()
+            started = time.perf_counter()
+            produced = sum(1 for _ in generate_step(mx.array(prompt_ids), model, max_tokens=tokens))
+            return produced / (time.perf_counter() - started)
+
+        return mlx_thread().call(self._device, run)
 
     def _prefill(self, ids: list[int]) -> None:
         """Feed `ids` to the cache in chunks of `prefill_step`, evaluating the caches after each (the logits

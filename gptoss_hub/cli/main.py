@@ -1,4 +1,4 @@
-"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`, `conformance`, `serve`, `pull`, `list`, `rm`, `ps`.
+"""The `gptoss-hub` command: `chat`, `plan`, `doctor`, `convert`, `conformance`, `serve`, `pull`, `list`, `rm`, `ps`, `bench`.
 
 Errors from the hub are printed as one readable message (exit status 2), not a traceback; set
 `GPTOSS_HUB_DEBUG=1` to see the traceback.
@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from gptoss_hub._version import __version__
+from gptoss_hub.cli.bench import add_bench_parser
 from gptoss_hub.cli.chat import add_chat_parser
 from gptoss_hub.cli.conformance import add_conformance_parser
 from gptoss_hub.cli.convert import add_convert_parser
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_conformance_parser(subparsers)
     add_serve_parser(subparsers)
     add_models_parsers(subparsers)
+    add_bench_parser(subparsers)
     return parser
 
 
