@@ -77,6 +77,24 @@ def test_the_demo_tool_call_its_result_and_the_answer_show(page, tiny_server):
     expect(page.locator(".answer")).to_contain_text("The weather in Tokyo", timeout=60_000)
 
 
+def test_the_python_tool_runs_on_the_server_and_its_code_and_output_show(page, tiny_server):
+    page.goto(tiny_server)
+    expect(page.locator("#model")).to_have_text("tiny-harmony")
+    page.check("#python-tool")
+    _ask(page, "Use python to compute 17 * 23.")
+    expect(page.locator(".tool .call")).to_have_text("→ python\n17 * 23", timeout=60_000)
+    expect(page.locator(".tool .result")).to_have_text("← 391")
+    expect(page.locator(".answer")).to_have_text("17 * 23 = 391.", timeout=60_000)
+
+
+def test_web_search_without_a_search_source_is_an_error_message(page, tiny_server):
+    page.goto(tiny_server)
+    expect(page.locator("#model")).to_have_text("tiny-harmony")
+    page.check("#web-search")
+    _ask(page, "Search the web for the tallest mountain on Earth.")
+    expect(page.locator(".error")).to_contain_text("gptoss-hub serve --search SOURCE")
+
+
 def test_the_page_renders_markdown_without_letting_markup_through(page, tiny_server):
     page.goto(tiny_server)
     rendered = page.evaluate(

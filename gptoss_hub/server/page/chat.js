@@ -189,7 +189,11 @@ async function streamTurn(view, input) {
     input,
     stream: true,
     reasoning: { effort: $("#effort").value },
-    tools: $("#demo-tools").checked ? [WEATHER_TOOL] : [],
+    tools: [
+      ...($("#demo-tools").checked ? [WEATHER_TOOL] : []),
+      ...($("#python-tool").checked ? [{ type: "code_interpreter", container: { type: "auto" } }] : []),
+      ...($("#web-search").checked ? [{ type: "web_search" }] : []),
+    ],
   };
   if (state.previous) body.previous_response_id = state.previous;
   const started = performance.now();
