@@ -150,6 +150,8 @@ def draw_chart(results: Sequence[BackendFigures], path: Path, title: str) -> Non
         counts = sorted(figures.throughput)
         throughput.plot(counts, [figures.throughput[c] for c in counts], marker="o", label=figures.backend)
     throughput.set_xscale("log", base=2)
+    counts = sorted({count for figures in results for count in figures.throughput})
+    throughput.set_xticks(counts, [str(count) for count in counts])
     throughput.set_xlabel("concurrent chats")
     throughput.set_ylabel("output tokens / s")
     throughput.set_title("throughput")
