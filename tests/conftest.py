@@ -14,7 +14,9 @@ import pytest
 #: seconds of their own (the conformance kit run over planted faults, a GGUF converted at the real width): a
 #: test using one is slow whatever its own marks say, so `pytest -m "not slow"` stays a quick loop that never
 #: trains or loads a model.
-SLOW_FIXTURES = frozenset({"tiny_model", "llamacpp_model", "mlx_model", "hub_server", "fault_matrix", "small_gguf"})
+SLOW_FIXTURES = frozenset(
+    {"tiny_model", "llamacpp_model", "mlx_model", "hub_server", "fault_matrix", "small_gguf", "kv2_variant"}
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -161,21 +161,27 @@ def test_state_never_crosses_sessions():
 
 
 def test_killing_the_parent_leaves_no_sandbox_process_behind(tmp_path):
-    marker = "987.123"  # an argument no other process has: `sleep 987.123` is the sandbox's grandchild
+    # An argument no other process has (this run's own: a process left by another run cannot be taken for
+    # this one's): `sleep MARKER` is the sandbox's grandchild.
+    marker = f"987.{os.getpid()}"
     host = textwrap.dedent(
         f"""
         from gptoss_hub.tools.python import PythonSession
         session = PythonSession(timeout=30)
-        print(session.run("import subprocess\\n_ = subprocess.Popen(['sleep', '{marker}'])\\n'started'").text, flush=True)
+        print(repr(session.run("import subprocess\\n_ = subprocess.Popen(['sleep', '{marker}'])\\n'started'").text), flush=True)
         import time
         time.sleep(600)
         """
     )
-    parent = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None and parent.stdout.readline().strip() == "'started'"
-    assert _processes_with(f"sleep {marker}")
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
+    parent = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        shown = parent.stdout.readline().strip()
+        assert shown == repr("'started'"), (shown, parent.stderr.read() if parent.poll() is not None else "")
+        assert _processes_with(f"sleep {marker}")
+    finally:
+        parent.send_signal(signal.SIGKILL)  # also when an assertion above failed: nothing of it may outlive the test
+        parent.wait()
     deadline = time.monotonic() + 10
     while _processes_with(f"sleep {marker}") and time.monotonic() < deadline:
         time.sleep(0.1)

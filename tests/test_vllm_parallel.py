@@ -95,6 +95,7 @@ def test_a_cpu_binding_needs_a_core_per_rank():
         cpu_thread_binding(3, [0, 1])
 
 
+@pytest.mark.slow  # load() finds the tiny-harmony checkpoint (built on first use)
 def test_load_binds_threads_per_rank_and_passes_the_multi_node_options(monkeypatch):
     from gptoss_hub.backends.vllm import engine
     from gptoss_hub.hardware import probe
@@ -145,6 +146,7 @@ def test_closing_a_ray_engine_leaves_the_cluster_it_joined(monkeypatch):
     assert calls == ["shutdown"]  # not connected: nothing to leave
 
 
+@pytest.mark.slow  # load() finds the tiny-harmony checkpoint (built on first use)
 def test_a_follower_node_starts_workers_only(monkeypatch):
     from gptoss_hub.backends.vllm import engine, nodes
     from gptoss_hub.hardware import probe

@@ -106,7 +106,7 @@ class MyRuntimeBackend(Backend):
         reasons = []
         if importlib.util.find_spec("llama_cpp") is None:  # RUNTIME: is your runtime installed?
             reasons.append("MyRuntime is not installed: pip install llama-cpp-python.")
-        if _weights(spec) is None:
+        if spec.kind not in ("reference", "gguf_file"):  # what _weights can load; check() builds nothing
             reasons.append(f"myruntime reads GGUF files and the tiny reference models, not a {spec.kind}.")
         return reasons
 
