@@ -105,10 +105,10 @@ def bench_backend(
     import gptoss_hub as gh
     from gptoss_hub.engine import Engine
     from gptoss_hub.errors import InvalidRequestError
+    from gptoss_hub.testing.checkpoints import reference_options
 
     step(f"{backend}: loading")
-    options: dict[str, Any] = {"dtype": "float32"} if backend.split("/")[0] == "vllm" and model_name == "tiny" else {}
-    with gh.load(model_name, backend=backend, **options) as model:
+    with gh.load(model_name, backend=backend, **reference_options(backend, model_name)) as model:
         if not isinstance(model._engine, Engine):
             raise InvalidRequestError(f"{backend} serves the model elsewhere; bench measures engines on this machine.")
         _ttft(model, 1)  # warm up every path once

@@ -38,6 +38,7 @@ __all__ = [
     "GenerationRequest",
     "LoadRequest",
     "MessageEngine",
+    "PromptStats",
     "RepoFiles",
     "token_chunk",
     "validate_options",
@@ -284,6 +285,17 @@ class LoadRequest:
         if native is not None and self.context is not None and native != self.context:
             raise InvalidRequestError(f"Pass {native_name} or max_context, not both (they mean the same).")
         return native if native is not None else self.context
+
+
+@dataclass(frozen=True)
+class PromptStats:
+    """What an engine that keeps its KV cache between requests (llama.cpp, MLX) did with the last prompt, as
+    its `last_prompt`: the prompt's length, the prefix it already held, and how many ids it evaluated (the
+    prompt minus the prefix it reused; the whole prompt when it could reuse none)."""
+
+    prompt_tokens: int
+    reused_tokens: int
+    evaluated_tokens: int
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from gptoss_hub.hardware import HardwareReport
     from gptoss_hub.plugins import BackendRegistry
 
-__all__ = ["LocalModel", "PullPlan", "list_models", "plan_pull", "pull", "remove_model"]
+__all__ = ["LocalModel", "PullPlan", "find_model", "list_models", "plan_pull", "pull", "remove_model"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def plan_pull(
             )
         # Named, though it cannot run here: its files are still wanted. Of its variants, the one held back only
         # by memory or an unknown size (which the download will tell) names what they are for.
-        chosen = min(the_plan.candidates, key=lambda c: (len(_reasons_beyond_memory(c, spec)), -c.rank))
+        chosen = _closest_to_running(the_plan.candidates, spec)
     files = registry.get(chosen.backend).repo_files(spec)
     if files is None:
         raise InvalidRequestError(f"{chosen.backend} downloads nothing for {spec.name}.")
@@ -156,14 +157,20 @@ def list_models(report: HardwareReport | None = None) -> list[LocalModel]:
     return [_with_backends(entry, report) for entry in found]
 
 
-def remove_model(name: str) -> LocalModel:
-    """Delete the model `list_models()` calls `name` (every cached revision of a repo) and return what it was."""
+def find_model(name: str) -> LocalModel:
+    """The cached model `list_models()` calls `name` (without planning which backends run it); a
+    `ModelNotFoundError` naming what is cached when there is none."""
     entries = [*_hugging_face_models(), *_hub_cache_models()]
-    matching = [entry for entry in entries if entry.name == name]
-    if not matching:
+    entry = next((entry for entry in entries if entry.name == name), None)
+    if entry is None:
         known = ", ".join(entry.name for entry in entries) or "none"
         raise ModelNotFoundError(f"No cached gpt-oss model named {name!r}. Cached: {known} (`gptoss-hub list`).")
-    entry = matching[0]
+    return entry
+
+
+def remove_model(name: str) -> LocalModel:
+    """Delete the model `list_models()` calls `name` (every cached revision of a repo) and return what it was."""
+    entry = find_model(name)
     if entry.cache == "hugging face":
         from huggingface_hub import scan_cache_dir
 
@@ -188,6 +195,12 @@ _KIND_WORDS = {
     "gguf_file": "a local GGUF file",
     "endpoint": "a remote endpoint",
 }
+
+
+def _closest_to_running(candidates: Sequence[Candidate], spec: ModelSpec) -> Candidate:
+    """Of candidates none of which can run here, the one held back least: fewest reasons beyond memory or an
+    unknown size (which a download tells), then the highest rank."""
+    return min(candidates, key=lambda c: (len(_reasons_beyond_memory(c, spec)), -c.rank))
 
 
 def _reasons_beyond_memory(candidate: Candidate, spec: ModelSpec) -> list[str]:
@@ -349,7 +362,6 @@ def _with_backends(entry: LocalModel, report: HardwareReport | None) -> LocalMod
     why_not = None
     if not runs_on and the_plan.candidates:
         # The candidate closest to running says most: one held back by memory alone, if there is one.
-        spec = the_plan.spec
-        closest = min(the_plan.candidates, key=lambda c: (len(_reasons_beyond_memory(c, spec)), -c.rank))
+        closest = _closest_to_running(the_plan.candidates, the_plan.spec)
         why_not = f"{closest.backend}: {closest.reasons[0]}"
     return replace(entry, runs_on=runs_on, why_not=why_not)

@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from gptoss_hub.engine import (
     EngineInfo,
     GenerationChunk,
     GenerationRequest,
+    PromptStats,
     token_chunk,
     validate_options,
 )
@@ -87,16 +87,6 @@ def gpu_api(report: HardwareReport) -> str | None:
         if api in apis and report.runtime_supports("llama_cpp", api):
             return api
     return None
-
-
-@dataclass(frozen=True)
-class PromptStats:
-    """What llama.cpp did with the last prompt: its length, the prefix it already held, and how many ids it
-    evaluated (the prompt minus the prefix it reused; the whole prompt when it could not reuse it)."""
-
-    prompt_tokens: int
-    reused_tokens: int
-    evaluated_tokens: int
 
 
 def load_llamacpp_engine(request: LoadRequest) -> LlamaCppEngine:

@@ -17,27 +17,24 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gptoss_hub.engine import Capabilities, Engine, EngineInfo, GenerationChunk, GenerationRequest, token_chunk
+from gptoss_hub.engine import (
+    Capabilities,
+    Engine,
+    EngineInfo,
+    GenerationChunk,
+    GenerationRequest,
+    PromptStats,
+    token_chunk,
+)
 from gptoss_hub.errors import BackendError, InvalidRequestError
 
-__all__ = ["MlxEngine", "PromptStats"]
+__all__ = ["MlxEngine", "MlxThread", "mlx_thread"]
 
 T = TypeVar("T")
 _END = object()
-
-
-@dataclass(frozen=True)
-class PromptStats:
-    """What the engine did with the last prompt: its length, the prefix its cache already held, and how many
-    ids it evaluated (the prompt minus the prefix it reused)."""
-
-    prompt_tokens: int
-    reused_tokens: int
-    evaluated_tokens: int
 
 
 class MlxThread:

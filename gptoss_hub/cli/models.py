@@ -85,13 +85,10 @@ def _run_list(args: argparse.Namespace, console: Console) -> int:
 def _run_rm(args: argparse.Namespace, console: Console) -> int:
     from rich.prompt import Confirm
 
-    from gptoss_hub.errors import InvalidRequestError, ModelNotFoundError
-    from gptoss_hub.local_models import list_models, remove_model
+    from gptoss_hub.errors import InvalidRequestError
+    from gptoss_hub.local_models import find_model, remove_model
 
-    entry = next((model for model in list_models() if model.name == args.model), None)
-    if entry is None:
-        remove_model(args.model)  # raises the error that lists what is cached
-        raise ModelNotFoundError(args.model)  # not reached
+    entry = find_model(args.model)  # no plan for each cached model: only its name, size and place are shown
     if not args.yes:
         if not sys.stdin.isatty():
             raise InvalidRequestError(

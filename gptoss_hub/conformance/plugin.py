@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from gptoss_hub.testing.checkpoints import reference_options
+
 MARKER = "gptoss_conformance"
 #: Outcomes of kit checks in this session: row label, check name, outcome, first line of the message, seconds
 #: taken and the engine's dtype.
@@ -75,15 +77,6 @@ def gptoss_backend(request: pytest.FixtureRequest) -> str:
     if name is None:
         pytest.skip("no backend chosen: pass --gptoss-backend=NAME or override the gptoss_engine fixture")
     return name
-
-
-def reference_options(backend: str, model: str) -> dict[str, Any]:
-    """Load options that make `backend` compute in the reference's dtype: tiny-harmony's reference is float32,
-    and vLLM's default ("auto") runs a float32 checkpoint in bfloat16, which passes the corpus on its margins
-    but not every turn outside it."""
-    if model == "tiny" and backend.split("/", 1)[0] == "vllm":
-        return {"dtype": "float32"}
-    return {}
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ __all__ = [
     "VerificationError",
     "build_checkpoint",
     "checkpoint_path",
+    "reference_options",
     "verify_checkpoint",
 ]
 
@@ -380,3 +381,12 @@ def _write_readme(folder: Path, name: str) -> None:
         what=_WHAT[name],
     )
     (folder / "README.md").write_text(text)
+
+
+def reference_options(backend: str, model: str) -> dict[str, Any]:
+    """Load options that make `backend` compute in the reference's dtype: tiny-harmony's reference is float32,
+    and vLLM's default ("auto") runs a float32 checkpoint in bfloat16, which passes the corpus on its margins
+    but not every turn outside it. For the conformance kit and `gptoss-hub bench`."""
+    if model == "tiny" and backend.split("/", 1)[0] == "vllm":
+        return {"dtype": "float32"}
+    return {}
