@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +38,28 @@ def _processes_with(text: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def _descendants(root: int) -> list[str]:
+    """`pid ppid state cmdline` of every process below `root`: what a failed process check shows."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            state, parent = stat.rsplit(")", 1)[1].split()[:2]
+            table[int(entry)] = (int(parent), state, command[:120])
+    below, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, (parent, state, command) in table.items():
+            if parent == pid:
+                below.append(f"{child} {parent} {state} {command}")
+                frontier.append(child)
+    return below
 
 
 # -- what a notebook shows ------------------------------------------------------------------------------
@@ -178,7 +201,10 @@ def test_killing_the_parent_leaves_no_sandbox_process_behind(tmp_path):
         assert parent.stdout is not None
         shown = parent.stdout.readline().strip()
         assert shown == repr("'started'"), (shown, parent.stderr.read() if parent.poll() is not None else "")
-        assert _processes_with(f"sleep {marker}")
+        deadline = time.monotonic() + 10  # a loaded machine may be slow to show it in /proc
+        while not _processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_with(f"sleep {marker}"), _descendants(parent.pid)
     finally:
         parent.send_signal(signal.SIGKILL)  # also when an assertion above failed: nothing of it may outlive the test
         parent.wait()
@@ -186,6 +212,17 @@ def test_killing_the_parent_leaves_no_sandbox_process_behind(tmp_path):
     while _processes_with(f"sleep {marker}") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _processes_with(f"sleep {marker}")
+
+
+def test_a_session_outlives_the_thread_that_started_it():
+    # bubblewrap kills the sandbox when the *thread* that started it ends; a worker thread that opened the
+    # session and then exited must not take the session's state with it.
+    with PythonSession(timeout=10) as opened:
+        worker = threading.Thread(target=opened.run, args=("kept = 'still here'",))
+        worker.start()
+        worker.join()
+        time.sleep(0.3)  # the kill, were it coming, is sent when the thread exits
+        assert opened.run("kept").text == "'still here'"
 
 
 def test_no_sandbox_means_a_clear_error_never_a_silent_fallback(monkeypatch, tmp_path):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.tools.python.launcher import launch
 from gptoss_hub.tools.python.sandbox import DATA_DIR, PythonLimits, bwrap_command, interpreter, probe_sandbox
 
 __all__ = ["DEFAULT_OUTPUT_BYTES", "DEFAULT_TIMEOUT", "PythonResult", "PythonSession"]
@@ -143,7 +144,7 @@ class PythonSession:
         else:
             command = kernel
         try:
-            self._process = subprocess.Popen(
+            self._process = launch(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -168,8 +169,9 @@ class PythonSession:
         self._requests = self._replies = -1
         if process is None:
             return ""
-        with contextlib.suppress(ProcessLookupError):  # already gone
-            os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:  # once reaped, its number may belong to another process group already
+            with contextlib.suppress(ProcessLookupError):  # ended between the two calls
+                os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         assert process.stderr is not None
         return process.stderr.read().decode("utf-8", "replace").strip()
