@@ -176,6 +176,33 @@ def test_huge_output_comes_back_cut_with_a_note(session):
     assert session.run("'next'").text == "'next'"
 
 
+def test_output_that_json_escapes_worst_still_comes_back(session):
+    # Control characters and invalid UTF-8 take six characters each in the kernel's JSON reply.
+    result = session.run("import os\nos.write(1, b'\\x01\\xff' * 5_000_000)\n'done'")
+    assert result.status == "ok" and result.cut_bytes > 9_000_000 and result.output.endswith("'done'\n")
+
+
+FORGE = "import json, os, struct, sys\nreplies = json.loads(sys.argv[1])['fds'][1]\n"
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "os.write(replies, struct.pack('>I', 9) + b'not json!')",  # garbage where a reply belongs
+        "os.write(replies, struct.pack('>I', 2) + b'[]')",  # JSON, but not a reply
+        # A 4 GiB reply announced, then written for as long as the host reads: the host reads none of it.
+        "os.write(replies, struct.pack('>I', 2**32 - 1))\nwhile True:\n    os.write(replies, b'a' * 2**20)",
+    ],
+    ids=["garbage", "not-a-reply", "4-GiB-announced"],
+)
+def test_code_writing_into_the_kernels_reply_pipe_costs_the_host_nothing(forgery):
+    with PythonSession(timeout=20) as opened:
+        opened.run("defined = 1")
+        result = opened.run(FORGE + forgery)
+        assert result.status == "broken" and "reply pipe" in result.text  # a host reading on would time out
+        assert "NameError" in opened.run("defined").text  # a fresh kernel took over
+
+
 def test_state_never_crosses_sessions():
     with PythonSession(timeout=10) as first, PythonSession(timeout=10) as second:
         first.run("shared = 'first'\nopen('/mnt/data/mine', 'w').write('first')")

@@ -39,6 +39,10 @@ START_TIMEOUT = 30.0
 _KERNEL = Path(__file__).with_name("kernel.py")
 
 
+class _BrokenReply(Exception):
+    """What came from the kernel's reply pipe is no reply it sends: code in a cell wrote there."""
+
+
 @dataclass(frozen=True)
 class PythonResult:
     """What one call produced: the output a notebook shows, and how the call ended."""
@@ -47,8 +51,9 @@ class PythonResult:
     output: str
     #: Output bytes not shown (the middle was cut: the head and the tail are kept).
     cut_bytes: int = 0
-    #: The cell ran out of time, or its kernel died: the session's state is gone.
-    status: Literal["ok", "timeout", "died"] = "ok"
+    #: How the call ended; all but "ok" mean the session's state is gone: the cell ran out of time, the
+    #: kernel died, or the code broke the kernel's reply pipe.
+    status: Literal["ok", "timeout", "died", "broken"] = "ok"
 
     @property
     def text(self) -> str:
@@ -61,7 +66,9 @@ class PythonResult:
                 "\n[timed out: the cell was stopped and the python session restarted; names defined before are gone]"
             )
         elif self.status == "died":
-            text += "\n[the python kernel died (a resource limit was reached); the session restarted and names defined before are gone]"
+            text += "\n[the python kernel died (a resource limit was reached, or the code ended it); the session restarted and names defined before are gone]"
+        elif self.status == "broken":
+            text += "\n[the code wrote into the python kernel's own reply pipe; the session restarted and names defined before are gone]"
         return text.strip("\n") or "[no output: print() what you want to see]"
 
 
@@ -109,6 +116,9 @@ class PythonSession:
             raise InvalidRequestError(f"sandbox must be 'bwrap' or 'none' (no isolation at all), got {sandbox!r}.")
         self.timeout, self.limits, self.network = timeout, limits or PythonLimits(), network
         self.output_bytes, self.sandbox, self.stateful = output_bytes, sandbox, stateful
+        # The largest reply the kernel sends: its output as JSON escapes it (six characters for a byte at
+        # worst, `\ufffd`) and the envelope around it.
+        self._reply_limit = 6 * output_bytes + 4096
         self._bwrap = probe_sandbox() if sandbox == "bwrap" else None
         self._as_root = os.geteuid() == 0 and sandbox == "bwrap"
         #: Under root, the unprivileged user the kernel becomes (its own, so the process limit is its own).
@@ -156,7 +166,11 @@ class PythonSession:
             os.close(request_read)
             os.close(reply_write)
         self._requests, self._replies = request_write, reply_read
-        if self._receive(START_TIMEOUT) is None:
+        try:
+            ready = self._receive(START_TIMEOUT)
+        except _BrokenReply:  # no cell has run yet: the kernel itself misbehaved
+            ready = None
+        if ready is None:
             error = self._stop()
             raise RuntimeError(f"The python kernel did not start: {error or 'no reply'}")
 
@@ -185,23 +199,34 @@ class PythonSession:
         return True
 
     def _receive(self, timeout: float) -> dict[str, object] | None:
-        """The kernel's next reply, or `None` when it does not come within `timeout` or the kernel died."""
+        """The kernel's next reply, or `None` when it does not come within `timeout` or the kernel died.
+
+        Raises `_BrokenReply` when what arrives is not a reply the kernel could have sent: a cell can reach
+        the kernel's pipes, and neither a forged length nor garbage may cost the host memory or an exception.
+        """
         deadline = time.monotonic() + timeout
-        data = b""
+        data = bytearray()
         needed = 4
         while len(data) < needed:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._replies], [], [], left)[0]:
                 return None
-            chunk = os.read(self._replies, needed - len(data))
+            chunk = os.read(self._replies, min(needed - len(data), 1 << 20))
             if not chunk:
                 return None
             data += chunk
             if needed == 4 and len(data) == 4:
                 (size,) = struct.unpack(">I", data)
-                needed, data = 4 + size, data
-        reply = json.loads(data[4:])
-        return reply if isinstance(reply, dict) else None
+                if size > self._reply_limit:
+                    raise _BrokenReply(f"a reply of {size} bytes announced (at most {self._reply_limit})")
+                needed = 4 + size
+        try:
+            reply = json.loads(bytes(data[4:]))
+        except ValueError as exc:
+            raise _BrokenReply(f"a reply that is not JSON ({exc})") from None
+        if not isinstance(reply, dict):
+            raise _BrokenReply("a reply that is not a JSON object")
+        return reply
 
     # -- calls --------------------------------------------------------------------------------------
 
@@ -213,7 +238,11 @@ class PythonSession:
             if self._process is None:
                 self._start()
             started = time.monotonic()
-            reply = self._receive(self.timeout) if self._send({"code": code}) else None
+            try:
+                reply = self._receive(self.timeout) if self._send({"code": code}) else None
+            except _BrokenReply:
+                self._stop()  # its protocol state is unknown: the next call starts a fresh kernel
+                return PythonResult(output="", status="broken")
             if reply is None:
                 timed_out = time.monotonic() - started >= self.timeout
                 self._stop()  # the next call starts a fresh kernel
