@@ -203,6 +203,13 @@ def test_code_writing_into_the_kernels_reply_pipe_costs_the_host_nothing(forgery
         assert "NameError" in opened.run("defined").text  # a fresh kernel took over
 
 
+def test_the_oom_killer_takes_the_sandbox_before_the_server(session):
+    # With many sessions filling memory together, the kernel picks one of them, not the process that
+    # holds the model; what the cell starts inherits it.
+    code = "import subprocess\nopen('/proc/self/oom_score_adj').read().strip(), subprocess.run(['cat', '/proc/self/oom_score_adj'], capture_output=True, text=True).stdout.strip()"
+    assert session.run(code).text == "('1000', '1000')"
+
+
 def test_state_never_crosses_sessions():
     with PythonSession(timeout=10) as first, PythonSession(timeout=10) as second:
         first.run("shared = 'first'\nopen('/mnt/data/mine', 'w').write('first')")
@@ -250,6 +257,21 @@ def test_a_session_outlives_the_thread_that_started_it():
         worker.join()
         time.sleep(0.3)  # the kill, were it coming, is sent when the thread exits
         assert opened.run("kept").text == "'still here'"
+
+
+def test_closing_a_session_ends_the_call_running_in_another_thread():
+    opened = PythonSession(timeout=60)
+    opened.run("defined = 1")
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(opened.run("while True:\n    pass")))
+    worker.start()
+    time.sleep(0.5)  # the cell is looping now
+    opened.close()
+    worker.join()
+    assert results[0].status == "closed" and not opened.running
+    assert not opened.data_dir.exists()
+    with pytest.raises(Exception, match="closed"):
+        opened.run("defined")
 
 
 def test_no_sandbox_means_a_clear_error_never_a_silent_fallback(monkeypatch, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from gptoss_hub.server import create_app
 from gptoss_hub.server.python_calls import PythonContainers
-from gptoss_hub.tools.python import PythonSession
+from gptoss_hub.tools.python import PythonResult, PythonSession
 
 FIRST_CALL = (
     "<|channel|>analysis<|message|>Compute it.<|end|><|start|>assistant to=python<|channel|>analysis code<|message|>"
@@ -173,6 +174,24 @@ def test_idle_sessions_are_freed_and_the_least_recently_used_goes_first():
     assert opened[1]._closed and not opened[0]._closed and len(containers) == 2
     time.sleep(0.5)
     assert len(containers) == 0 and all(session._closed for session in opened)
+
+
+def test_freeing_a_session_whose_cell_still_runs_ends_the_cell_instead_of_waiting_for_it():
+    # The pool frees sessions on the event loop; waiting there for a cell's two-minute timeout would stall
+    # every request the server is serving.
+    containers = PythonContainers(idle_seconds=600, most=1, open_session=lambda: PythonSession(timeout=60))
+    _, busy = containers.get(None)
+    busy.run("started = True")
+    results: list[PythonResult] = []
+    worker = threading.Thread(target=lambda: results.append(busy.run("while True:\n    pass")))
+    worker.start()
+    while not busy.running:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the cell is looping now
+    containers.get(None)  # a second conversation: the busy session is the least recently used
+    worker.join()
+    assert busy._closed and results[0].status == "closed"  # not "timeout": its cell was ended, not awaited
+    assert "closed while this call ran" in results[0].text
 
 
 def _decoded(ids):

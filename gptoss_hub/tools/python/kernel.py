@@ -4,11 +4,12 @@ It imports nothing from gptoss_hub (the sandbox holds only the interpreter and i
 the host over two pipes it inherits (their fds are in its configuration): requests and replies, each a
 4-byte big-endian length and a JSON object. A request is `{"code": "..."}`; the reply is `{"output": "...", "cut": bytes not shown}`.
 
-Before the first cell it applies the resource limits it was started with and, when started as root (with
-only the capabilities to change user), becomes the unprivileged user it was given, for good. Each cell runs
-in one namespace kept between cells, like a notebook: its stdout and stderr, at the file-descriptor level
-(so a subprocess's output is caught too), then the value of a last expression, or the traceback of an
-exception, make its output. Output past the cap keeps its head and its tail.
+Before the first cell it offers itself to the OOM killer first, applies the resource limits it was started
+with and, when started as root (with only the capabilities to change user), becomes the unprivileged user it
+was given, for good. Each cell runs in one namespace kept between cells, like a notebook: its stdout and
+stderr, at the file-descriptor level (so a subprocess's output is caught too), then the value of a last
+expression, or the traceback of an exception, make its output. Output past the cap keeps its head and its
+tail.
 """
 
 import ast
@@ -145,6 +146,11 @@ def _run_cell(code: str, namespace: dict[str, Any]) -> None:
 
 
 def _apply_limits(config: dict[str, Any]) -> None:
+    # The OOM killer's first choice, it and all it starts: when sandboxes together exhaust the machine's
+    # memory, one of them is killed (its call says so), not the server running the model, which is the
+    # largest process and so otherwise the one chosen. Raising one's own score needs no privilege.
+    with open("/proc/self/oom_score_adj", "w") as score:
+        score.write("1000")
     for name, value in config["limits"].items():
         resource.setrlimit(getattr(resource, name), (value, value))
     # A write past the file size limit fails with an error the cell can catch, instead of killing the kernel.

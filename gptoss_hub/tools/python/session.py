@@ -52,8 +52,8 @@ class PythonResult:
     #: Output bytes not shown (the middle was cut: the head and the tail are kept).
     cut_bytes: int = 0
     #: How the call ended; all but "ok" mean the session's state is gone: the cell ran out of time, the
-    #: kernel died, or the code broke the kernel's reply pipe.
-    status: Literal["ok", "timeout", "died", "broken"] = "ok"
+    #: kernel died, the code broke the kernel's reply pipe, or the session was closed while the call ran.
+    status: Literal["ok", "timeout", "died", "broken", "closed"] = "ok"
 
     @property
     def text(self) -> str:
@@ -67,6 +67,8 @@ class PythonResult:
             )
         elif self.status == "died":
             text += "\n[the python kernel died (a resource limit was reached, or the code ended it); the session restarted and names defined before are gone]"
+        elif self.status == "closed":
+            text += "\n[the python session was closed while this call ran; names defined before are gone]"
         elif self.status == "broken":
             text += "\n[the code wrote into the python kernel's own reply pipe; the session restarted and names defined before are gone]"
         return text.strip("\n") or "[no output: print() what you want to see]"
@@ -235,14 +237,24 @@ class PythonSession:
         with self._lock:
             if self._closed:
                 raise InvalidRequestError("This python session is closed.")
-            if self._process is None:
-                self._start()
+            try:
+                if self._process is None:
+                    self._start()
+            except RuntimeError:
+                if not self._closed:
+                    raise
+            if self._closed:  # by `close()` from another thread, which could not take the lock
+                self._stop()
+                return PythonResult(output="", status="closed")
             started = time.monotonic()
             try:
                 reply = self._receive(self.timeout) if self._send({"code": code}) else None
             except _BrokenReply:
                 self._stop()  # its protocol state is unknown: the next call starts a fresh kernel
                 return PythonResult(output="", status="broken")
+            if reply is None and self._closed:  # killed by `close()` while it ran
+                self._stop()
+                return PythonResult(output="", status="closed")
             if reply is None:
                 timed_out = time.monotonic() - started >= self.timeout
                 self._stop()  # the next call starts a fresh kernel
@@ -263,9 +275,16 @@ class PythonSession:
         return self._process is not None and self._process.poll() is None
 
     def close(self) -> None:
-        """End the kernel and delete the session's files. Safe to call twice."""
+        """End the kernel and delete the session's files; a call running in another thread ends at once,
+        with status "closed". Safe to call twice."""
+        self._closed = True
+        # Killed before taking the lock, which a running call holds until its reply or its timeout: a
+        # server freeing an idle or evicted session must not wait two minutes for a cell to finish.
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         with self._lock:
-            self._closed = True
             self._stop()
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
