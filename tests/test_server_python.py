@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -13,6 +14,8 @@ pytest.importorskip("fastapi", reason="the server extra is installed by .ci/run"
 
 from fastapi.testclient import TestClient
 
+from gptoss_hub.engine import GenerationChunk
+from gptoss_hub.harmony import harmony_encoding
 from gptoss_hub.server import create_app
 from gptoss_hub.server.python_calls import PythonContainers
 from gptoss_hub.tools.python import PythonResult, PythonSession
@@ -157,6 +160,61 @@ def test_responses_not_stored_free_their_session_at_once():
             "/v1/responses", json={"model": "tiny", "input": "Go.", "tools": CODE_INTERPRETER, "store": False}
         ).json()
         assert response["status"] == "completed" and len(app.state.served.containers) == 0
+
+
+SLEEPING_CALL = "<|channel|>analysis to=python code<|message|>import time\ntime.sleep(30)<|call|>"
+
+
+class SleepOrAnswerEngine(ScriptedEngine):
+    """A python call that sleeps for a request that says "Sleep." and has no tool result yet; an answer
+    for anything else."""
+
+    def __init__(self):
+        super().__init__(ANSWER)
+        self.sleeping = ScriptedEngine(SLEEPING_CALL).completions[0]
+
+    def generate(self, request):
+        prompt = harmony_encoding().decode(request.prompt_ids)
+        if "Sleep." in prompt and "<|start|>python" not in prompt:
+            yield GenerationChunk(list(self.sleeping), "stop")
+        else:
+            yield from super().generate(request)
+
+
+def test_long_python_cells_never_hold_up_other_conversations():
+    # More cells running at once than the event loop's default executor has threads: the other requests'
+    # turns (rendered in worker threads) must still run while the cells sleep.
+    engine = SleepOrAnswerEngine()
+    app = create_app(scripted_model(engine), model_name="tiny")
+    opened: list[PythonSession] = []
+
+    def session():
+        opened.append(PythonSession(timeout=60))
+        return opened[-1]
+
+    app.state.served.containers = PythonContainers(most=64, open_session=session)
+    sleepers = min(32, (os.cpu_count() or 1) + 4) + 1
+    finished: list[str] = []
+    with TestClient(app) as client:
+
+        def sleeper():
+            client.post("/v1/responses", json={"model": "tiny", "input": "Sleep.", "tools": CODE_INTERPRETER})
+            finished.append("sleeper")
+
+        threads = [threading.Thread(target=sleeper) for _ in range(sleepers)]
+        for thread in threads:
+            thread.start()
+        while sum(session.running for session in opened) < sleepers:
+            time.sleep(0.1)
+        time.sleep(1)  # every cell is in its sleep now
+        plain = client.post("/v1/responses", json={"model": "tiny", "input": "Hello."})
+        finished.append("plain")
+        assert plain.status_code == 200 and plain.json()["output"][-1]["content"][0]["text"] == "It is 43."
+        for opened_session in opened:
+            opened_session.close()  # ends the sleeping cells
+        for thread in threads:
+            thread.join()
+    assert finished[0] == "plain", finished
 
 
 def test_idle_sessions_are_freed_and_the_least_recently_used_goes_first():

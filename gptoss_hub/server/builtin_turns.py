@@ -10,7 +10,8 @@ their results, until a turn ends without one (or `MAX_ROUNDS` is reached). With 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,15 @@ __all__ = ["MAX_ROUNDS", "ServerEvent", "ServerTools", "TurnEnded", "start_turns
 
 #: Model turns one response may take while the model keeps calling builtin tools.
 MAX_ROUNDS = 8
+
+#: Threads for the builtin tools' calls, apart from the event loop's default executor, which renders every
+#: request's prompt: a few cells sleeping for their two minutes (or pages slow to load) must not leave the
+#: other conversations' turns waiting for a thread. Created as needed, up to this bound.
+_TOOL_THREADS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="gptoss-hub-tool")
+
+
+async def _on_tool_thread(function: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_TOOL_THREADS, function, *args)
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,7 @@ async def _turns(
                 assert tools.containers is not None  # tools.runs(call)
                 container_id, session = tools.containers.get(container_id)
                 yield PythonRunning(call, container_id)
-                result = await asyncio.to_thread(session.run, call.code or "")
+                result = await _on_tool_thread(session.run, call.code or "")
                 yield PythonRan(call, result, container_id)
                 text = result.text
             else:
@@ -129,7 +139,7 @@ async def _turns(
                 assert browser is not None  # tools.runs(call)
                 before, pages = action_before(browser, call), len(browser.stack)
                 yield BrowserRunning(call, before)
-                text = await asyncio.to_thread(browser.call, call.name, call.raw_arguments)
+                text = await _on_tool_thread(browser.call, call.name, call.raw_arguments)
                 yield BrowserRan(call, action_after(browser, call, before, pages), text)
             tool_message = call.result_message(text)
             conversation.append(tool_message)
