@@ -210,6 +210,47 @@ def test_the_oom_killer_takes_the_sandbox_before_the_server(session):
     assert session.run(code).text == "('1000', '1000')"
 
 
+def _small_drive(**limits) -> PythonLimits:
+    return PythonLimits(**{"data_bytes": 8 * 1024**2, "data_entries": 100, **limits})
+
+
+def test_a_cell_that_fills_mnt_data_past_its_limit_is_stopped_and_the_folder_emptied(tmp_path):
+    given = tmp_path / "given.csv"
+    given.write_text("a,b\n1,2\n")
+    with PythonSession(timeout=60, limits=_small_drive(), files=[given]) as opened:
+        opened.run("defined = 1")
+        # Written for as long as nothing stops it: only the measurement during the cell can.
+        code = "n = 0\nwhile True:\n    open(f'/mnt/data/f{n}', 'wb').write(b'x' * 2**20)\n    n += 1"
+        result = opened.run(code)
+        assert result.status == "drive_full" and "/mnt/data holds only the files it was given" in result.text
+        assert sorted(path.name for path in opened.data_dir.iterdir()) == ["given.csv"]
+        assert "NameError" in opened.run("defined").text
+        assert opened.run("open('/mnt/data/given.csv').read()").text == "'a,b\\n1,2\\n'"
+
+
+def test_many_small_files_count_against_mnt_data_too():
+    with PythonSession(timeout=60, limits=_small_drive()) as opened:
+        result = opened.run("for n in range(500):\n    open(f'/mnt/data/{n}', 'w').close()")
+        assert result.status == "drive_full" and not any(opened.data_dir.iterdir())
+
+
+def test_emptying_mnt_data_follows_no_link_and_opens_every_folder(tmp_path):
+    # Paths in the sandbox name the host's files once the host reads the folder: a link to a host folder
+    # must be removed, never followed; a folder the cell locked must still be emptied.
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    (victim / "keep").write_text("host data")
+    with PythonSession(timeout=60, limits=_small_drive()) as opened:
+        code = (
+            f"import os\nos.symlink({str(victim)!r}, '/mnt/data/link')\nos.makedirs('/mnt/data/locked/in')\n"
+            "open('/mnt/data/locked/in/big', 'wb').write(b'x' * 9 * 2**20)\nos.chmod('/mnt/data/locked/in', 0)\n"
+            "os.chmod('/mnt/data/locked', 0)"
+        )
+        assert opened.run(code).status == "drive_full"
+        assert not any(opened.data_dir.iterdir())
+    assert (victim / "keep").read_text() == "host data" and victim.stat().st_mode & 0o777 == 0o755
+
+
 def test_state_never_crosses_sessions():
     with PythonSession(timeout=10) as first, PythonSession(timeout=10) as second:
         first.run("shared = 'first'\nopen('/mnt/data/mine', 'w').write('first')")

@@ -58,6 +58,10 @@ class PythonLimits:
     file_bytes: int = 64 * 1024**2
     #: Files a cell may hold open at once.
     open_files: int = 256
+    #: Bytes `/mnt/data` may hold on the host's disk; past them the kernel is stopped and the folder emptied.
+    data_bytes: int = 1024**3
+    #: Files and folders `/mnt/data` may hold.
+    data_entries: int = 10_000
 
     def rlimits(self, processes_now: int) -> dict[str, int]:
         """The `resource` limits the kernel sets; `processes_now` is how many processes its user already runs

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from gptoss_hub.errors import InvalidRequestError
+from gptoss_hub.tools.python.drive import empty, over_limit
 from gptoss_hub.tools.python.launcher import launch
 from gptoss_hub.tools.python.sandbox import DATA_DIR, PythonLimits, bwrap_command, interpreter, probe_sandbox
 
@@ -37,6 +38,14 @@ DEFAULT_OUTPUT_BYTES = 20_000
 #: Seconds a kernel may take to start before the session gives up on it.
 START_TIMEOUT = 30.0
 _KERNEL = Path(__file__).with_name("kernel.py")
+
+
+#: Seconds between two measurements of `/mnt/data` while a cell runs.
+DRIVE_CHECK_SECONDS = 0.5
+
+
+class _DriveFull(Exception):
+    """`/mnt/data` holds more than the session's limits allow."""
 
 
 class _BrokenReply(Exception):
@@ -52,8 +61,9 @@ class PythonResult:
     #: Output bytes not shown (the middle was cut: the head and the tail are kept).
     cut_bytes: int = 0
     #: How the call ended; all but "ok" mean the session's state is gone: the cell ran out of time, the
-    #: kernel died, the code broke the kernel's reply pipe, or the session was closed while the call ran.
-    status: Literal["ok", "timeout", "died", "broken", "closed"] = "ok"
+    #: kernel died, the code broke the kernel's reply pipe, the session was closed while the call ran, or
+    #: the code wrote more to `/mnt/data` than `PythonLimits` allows.
+    status: Literal["ok", "timeout", "died", "broken", "closed", "drive_full"] = "ok"
 
     @property
     def text(self) -> str:
@@ -67,6 +77,11 @@ class PythonResult:
             )
         elif self.status == "died":
             text += "\n[the python kernel died (a resource limit was reached, or the code ended it); the session restarted and names defined before are gone]"
+        elif self.status == "drive_full":
+            text += (
+                "\n[the code wrote more to /mnt/data than this session allows; the session restarted, names "
+                "defined before are gone, and /mnt/data holds only the files it was given]"
+            )
         elif self.status == "closed":
             text += "\n[the python session was closed while this call ran; names defined before are gone]"
         elif self.status == "broken":
@@ -126,11 +141,10 @@ class PythonSession:
         #: Under root, the unprivileged user the kernel becomes (its own, so the process limit is its own).
         self._uid = random.randint(100_000, 999_999) if self._as_root else None
         self.data_dir = Path(tempfile.mkdtemp(prefix="gptoss-hub-python-"))
-        for file in files or ():
-            shutil.copy(file, self.data_dir / Path(file).name)
+        self._files = list(files or ())
         if self._uid is not None:
-            for path in [self.data_dir, *self.data_dir.iterdir()]:
-                os.chown(path, self._uid, self._uid)
+            os.chown(self.data_dir, self._uid, self._uid)
+        self._refill_drive()
         self._process: subprocess.Popen[bytes] | None = None
         self._requests = self._replies = -1
         self._lock = threading.Lock()
@@ -200,8 +214,9 @@ class PythonSession:
             return False
         return True
 
-    def _receive(self, timeout: float) -> dict[str, object] | None:
+    def _receive(self, timeout: float, *, watch_drive: bool = False) -> dict[str, object] | None:
         """The kernel's next reply, or `None` when it does not come within `timeout` or the kernel died.
+        With `watch_drive`, `/mnt/data` is measured while waiting (`_DriveFull` when it is over its limits).
 
         Raises `_BrokenReply` when what arrives is not a reply the kernel could have sent: a cell can reach
         the kernel's pipes, and neither a forged length nor garbage may cost the host memory or an exception.
@@ -211,8 +226,12 @@ class PythonSession:
         needed = 4
         while len(data) < needed:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._replies], [], [], left)[0]:
+            if left <= 0:
                 return None
+            if not select.select([self._replies], [], [], min(left, DRIVE_CHECK_SECONDS))[0]:
+                if watch_drive:
+                    self._check_drive()
+                continue
             chunk = os.read(self._replies, min(needed - len(data), 1 << 20))
             if not chunk:
                 return None
@@ -248,10 +267,15 @@ class PythonSession:
                 return PythonResult(output="", status="closed")
             started = time.monotonic()
             try:
-                reply = self._receive(self.timeout) if self._send({"code": code}) else None
+                reply = self._receive(self.timeout, watch_drive=True) if self._send({"code": code}) else None
+                self._check_drive()  # also what a quick cell wrote between two measurements
             except _BrokenReply:
                 self._stop()  # its protocol state is unknown: the next call starts a fresh kernel
                 return PythonResult(output="", status="broken")
+            except _DriveFull:
+                self._stop()
+                self._refill_drive()
+                return PythonResult(output="", status="drive_full")
             if reply is None and self._closed:  # killed by `close()` while it ran
                 self._stop()
                 return PythonResult(output="", status="closed")
@@ -263,6 +287,19 @@ class PythonSession:
             if not self.stateful:
                 self._stop()  # the next call starts from nothing, as the stateless description promises
             return PythonResult(output=str(reply.get("output", "")), cut_bytes=cut if isinstance(cut, int) else 0)
+
+    def _check_drive(self) -> None:
+        if over_limit(self.data_dir, self.limits.data_bytes, self.limits.data_entries) is not None:
+            raise _DriveFull
+
+    def _refill_drive(self) -> None:
+        """`/mnt/data` holding only the files the session was given."""
+        empty(self.data_dir)
+        for file in self._files:
+            if Path(file).is_file():
+                shutil.copy(file, self.data_dir / Path(file).name)
+                if self._uid is not None:
+                    os.chown(self.data_dir / Path(file).name, self._uid, self._uid)
 
     def restart(self) -> None:
         """Forget every name defined so far: the next call starts a fresh kernel (`/mnt/data` is kept)."""
