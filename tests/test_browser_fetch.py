@@ -56,6 +56,16 @@ class _Site(QuietHandler):
                     time.sleep(0.1)
             except OSError:
                 pass
+        elif path == "/drip-headers":  # each byte well within a read timeout, the whole far beyond the page's
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: ")
+                for _ in range(50):
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+                self.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")  # no body: no chance to see the clock
+            except OSError:
+                pass
         elif path == "/missing":
             self._send(404, b"not here")
         else:
@@ -127,7 +137,7 @@ def test_binary_is_refused(site, path, message):
         _allowed().fetch(f"{site}{path}")
 
 
-@pytest.mark.parametrize("path", ["/silent", "/drip"])
+@pytest.mark.parametrize("path", ["/silent", "/drip", "/drip-headers"])
 def test_a_page_that_stalls_ends_at_the_timeout(site, path):
     with pytest.raises(BrowserBackendError, match=r"within 1 s|more than 1 s"):
         _allowed(timeout=1).fetch(f"{site}{path}")
@@ -149,3 +159,63 @@ def test_the_browser_gives_the_model_each_refusal_as_text(site):
 def test_html_without_a_title_is_named_by_its_domain_and_images_by_their_alt_text():
     page = html_to_page('<p>Hi <img src="a.png" alt="A  cat"> <a href="mailto:x@y">mail</a></p>', "https://a.example/p")
     assert page.title == "a.example" and page.text.endswith("Hi [Image 1: A cat] mail") and page.links == {}
+
+
+def _self_signed(folder):
+    """A certificate for 127.0.0.1 that no authority signed, and its key, as PEM files in `folder`."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_https_goes_through_the_deadline_streams_and_still_checks_certificates(tmp_path):
+    # The fetcher builds its own connection pool (for the page deadline): TLS must still be verified.
+    import socket
+    import ssl
+    import threading
+
+    certificate, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def handshake_once():
+        connection, _ = listener.accept()
+        try:
+            context.wrap_socket(connection, server_side=True).close()
+        except (OSError, ssl.SSLError):  # the client refuses the certificate mid-handshake
+            connection.close()
+
+    server = threading.Thread(target=handshake_once, daemon=True)
+    server.start()
+    try:
+        with pytest.raises(BrowserBackendError, match="CERTIFICATE_VERIFY_FAILED"):
+            _allowed(timeout=10).fetch(f"https://127.0.0.1:{port}/")
+    finally:
+        server.join(10)
+        listener.close()

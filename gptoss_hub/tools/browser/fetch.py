@@ -62,8 +62,13 @@ class HttpFetcher:
         """The page at `url`, following redirects; raises `BrowserBackendError` saying why not."""
         import httpx
 
+        from gptoss_hub.tools.browser.deadline import transport_with_deadline
+
         deadline = time.monotonic() + self.timeout
-        with httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False) as client:
+        transport = transport_with_deadline(deadline)  # the whole page, redirects included, by one deadline
+        with httpx.Client(
+            transport=transport, timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False
+        ) as client:
             for _ in range(_MAX_REDIRECTS + 1):
                 parsed = urlparse(url)
                 if parsed.scheme not in ("http", "https") or not parsed.hostname:
