@@ -45,6 +45,18 @@ class _Searx(QuietHandler):
             return self.reply(403)
         if mode == "slow":
             time.sleep(3)
+        if mode == "drip":  # each byte well within a read timeout, the answer far beyond the exchange's
+            self.send_response(200)
+            self.send_header("Content-Length", "50")
+            self.end_headers()
+            try:
+                for _ in range(50):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+            return None
         bodies = {
             "garbage": b"<html>not json</html>",
             "no results": json.dumps({"query": "x"}).encode(),
@@ -79,6 +91,7 @@ def test_results_keep_url_title_and_snippet_and_drop_what_cannot_be_opened(searx
         ("no results", "no list of results"),
         ("huge", "larger than 2,000,000 bytes"),
         ("slow", "did not answer within 1 s"),
+        ("drip", "did not answer within 1 s"),
     ],
 )
 def test_a_broken_instance_is_an_error_the_model_reads(searx, query, message):

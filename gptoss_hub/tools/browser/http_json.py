@@ -3,6 +3,7 @@ text), and its results read without trusting their shape."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gptoss_hub.tools.browser.display import SearchResult
@@ -18,12 +19,15 @@ def exchange(
     name: str, method: str, url: str, *, timeout: float, max_bytes: int, **arguments: Any
 ) -> tuple[int, bytes]:
     """The status and body of `method url` (httpx `arguments`: headers, params, json), read within `timeout`
-    and up to `max_bytes`; `name` (the provider) is in every error."""
+    (the whole exchange) and up to `max_bytes`; `name` (the provider) is in every error."""
     import httpx
 
+    from gptoss_hub.tools.browser.deadline import transport_with_deadline
+
+    transport = transport_with_deadline(time.monotonic() + timeout)
     try:
         with (
-            httpx.Client(timeout=timeout, trust_env=False) as client,
+            httpx.Client(transport=transport, timeout=timeout, trust_env=False) as client,
             client.stream(method, url, **arguments) as response,
         ):
             body = b""
