@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -42,3 +43,12 @@ class QuietHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if body:
                 self.wfile.write(body)
+
+    def drip(self, data: bytes, *, every: float = 0.1) -> None:
+        """Write `data` a byte at a time, `every` seconds apart: each read a client makes gets something
+        quickly, the whole takes `len(data) * every` seconds. A client that has gone is not an error."""
+        with contextlib.suppress(OSError):
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(every)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -49,23 +50,12 @@ class _Site(QuietHandler):
             time.sleep(5)
         elif path == "/drip":
             self._send(200, content_type="text/plain")
-            try:
-                for _ in range(50):
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                    time.sleep(0.1)
-            except OSError:
-                pass
+            self.drip(b"x" * 50)
         elif path == "/drip-headers":  # each byte well within a read timeout, the whole far beyond the page's
-            try:
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: ")
-                for _ in range(50):
-                    self.wfile.write(b"a")
-                    self.wfile.flush()
-                    time.sleep(0.1)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: ")
+            self.drip(b"a" * 50)
+            with contextlib.suppress(OSError):
                 self.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")  # no body: no chance to see the clock
-            except OSError:
-                pass
         elif path == "/missing":
             self._send(404, b"not here")
         else:

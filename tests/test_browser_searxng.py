@@ -49,14 +49,7 @@ class _Searx(QuietHandler):
             self.send_response(200)
             self.send_header("Content-Length", "50")
             self.end_headers()
-            try:
-                for _ in range(50):
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                    time.sleep(0.1)
-            except OSError:
-                pass
-            return None
+            return self.drip(b" " * 50)
         bodies = {
             "garbage": b"<html>not json</html>",
             "no results": json.dumps({"query": "x"}).encode(),
