@@ -45,14 +45,21 @@ def page(browser) -> Page:
     context.close()
 
 
+def _open(page: Page, url: str, *toggles: str) -> None:
+    """Open the page at `url`, wait until it names the model, and switch on `toggles` (their selectors)."""
+    page.goto(url)
+    expect(page.locator("#model")).to_have_text("tiny-harmony")
+    for toggle in toggles:
+        page.check(toggle)
+
+
 def _ask(page: Page, text: str) -> None:
     page.fill("#prompt", text)
     page.press("#prompt", "Enter")
 
 
 def test_a_message_streams_reasoning_and_a_rendered_answer(page, tiny_server):
-    page.goto(tiny_server)
-    expect(page.locator("#model")).to_have_text("tiny-harmony")
+    _open(page, tiny_server)
     _ask(page, "What is 2 + 2?")
     expect(page.locator(".answer")).to_have_text("2 + 2 = 4.", timeout=60_000)
     expect(page.locator("details.reasoning")).to_contain_text("Simple arithmetic")
@@ -66,9 +73,7 @@ def test_a_message_streams_reasoning_and_a_rendered_answer(page, tiny_server):
 
 
 def test_the_demo_tool_call_its_result_and_the_answer_show(page, tiny_server):
-    page.goto(tiny_server)
-    expect(page.locator("#model")).to_have_text("tiny-harmony")
-    page.check("#demo-tools")
+    _open(page, tiny_server, "#demo-tools")
     _ask(page, "What is the weather in Tokyo?")
     expect(page.locator(".tool .call")).to_have_text('→ get_weather({"location": "Tokyo"})', timeout=60_000)
     expect(page.locator(".tool .result")).to_have_text(
@@ -78,9 +83,7 @@ def test_the_demo_tool_call_its_result_and_the_answer_show(page, tiny_server):
 
 
 def test_the_python_tool_runs_on_the_server_and_its_code_and_output_show(page, tiny_server):
-    page.goto(tiny_server)
-    expect(page.locator("#model")).to_have_text("tiny-harmony")
-    page.check("#python-tool")
+    _open(page, tiny_server, "#python-tool")
     _ask(page, "Use python to compute 17 * 23.")
     expect(page.locator(".tool .call")).to_have_text("→ python\n17 * 23", timeout=60_000)
     expect(page.locator(".tool .result")).to_have_text("← 391")
@@ -88,9 +91,7 @@ def test_the_python_tool_runs_on_the_server_and_its_code_and_output_show(page, t
 
 
 def test_web_search_without_a_search_source_is_an_error_message(page, tiny_server):
-    page.goto(tiny_server)
-    expect(page.locator("#model")).to_have_text("tiny-harmony")
-    page.check("#web-search")
+    _open(page, tiny_server, "#web-search")
     _ask(page, "Search the web for the tallest mountain on Earth.")
     expect(page.locator(".error")).to_contain_text("gptoss-hub serve --search SOURCE")
 
@@ -113,8 +114,7 @@ def test_the_page_renders_markdown_without_letting_markup_through(page, tiny_ser
 def test_stop_cancels_the_generation_on_the_server(page, tmp_path):
     arguments = ["--model", "tiny", "--backend", "echo", "--option", "token_delay=0.05"]
     with serving_hub(arguments, tmp_path / "serve.log", start_seconds=120) as (_, base):
-        page.goto(base)
-        expect(page.locator("#model")).to_have_text("tiny-harmony")
+        _open(page, base)
         _ask(page, " ".join(f"word{i}" for i in range(400)))  # echoed back at 20 tokens a second
         expect(page.locator(".answer")).to_contain_text("word3", timeout=30_000)
         assert httpx.get(f"{base}/status").json()["requests_in_progress"] == 1

@@ -28,36 +28,34 @@ def session():
         yield opened
 
 
-def _processes_with(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if text in Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode():
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-def _descendants(root: int) -> list[str]:
-    """`pid ppid state cmdline` of every process below `root`: what a failed process check shows."""
+def _process_table() -> dict[int, tuple[int, str, str]]:
+    """Every process now: pid -> (parent pid, state, command line)."""
     table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
                 command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
+            except OSError:  # it ended while being read
                 continue
             state, parent = stat.rsplit(")", 1)[1].split()[:2]
-            table[int(entry)] = (int(parent), state, command[:120])
+            table[int(entry)] = (int(parent), state, command)
+    return table
+
+
+def _processes_with(text: str) -> list[int]:
+    return [pid for pid, (_, _, command) in _process_table().items() if text in command]
+
+
+def _descendants(root: int) -> list[str]:
+    """`pid ppid state cmdline` of every process below `root`: what a failed process check shows."""
+    table = _process_table()
     below, frontier = [], [root]
     while frontier:
         pid = frontier.pop()
         for child, (parent, state, command) in table.items():
             if parent == pid:
-                below.append(f"{child} {parent} {state} {command}")
+                below.append(f"{child} {parent} {state} {command[:120]}")
                 frontier.append(child)
     return below
 
@@ -226,6 +224,11 @@ def test_a_cell_that_fills_mnt_data_past_its_limit_is_stopped_and_the_folder_emp
         assert sorted(path.name for path in opened.data_dir.iterdir()) == ["given.csv"]
         assert "NameError" in opened.run("defined").text
         assert opened.run("open('/mnt/data/given.csv').read()").text == "'a,b\\n1,2\\n'"
+
+
+def test_a_given_file_that_is_not_there_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        PythonSession(timeout=10, files=[tmp_path / "missing.csv"])
 
 
 def test_many_small_files_count_against_mnt_data_too():

@@ -15,8 +15,8 @@ from pathlib import Path
 __all__ = ["empty", "over_limit"]
 
 
-def over_limit(folder: Path, most_bytes: int, most_entries: int) -> str | None:
-    """Why `folder` holds more than it may (bytes on disk, files and folders), or `None`.
+def over_limit(folder: Path, most_bytes: int, most_entries: int) -> bool:
+    """Whether `folder` holds more than `most_bytes` on disk or `most_entries` files and folders.
 
     A folder inside it that cannot be read counts as over: what it hides cannot be measured.
     """
@@ -25,17 +25,15 @@ def over_limit(folder: Path, most_bytes: int, most_entries: int) -> str | None:
     for root, folders, files in os.walk(folder, onerror=unreadable.append):
         entries += len(folders) + len(files)
         if entries > most_entries:
-            return f"more than {most_entries} files and folders"
+            return True
         for name in files:
             try:
                 used += os.lstat(os.path.join(root, name)).st_blocks * 512  # what the disk holds, sparse or not
             except FileNotFoundError:  # deleted while being measured
                 continue
         if used > most_bytes:
-            return f"more than {most_bytes / 1024**2:.0f} MiB"
-    if unreadable:
-        return "a folder the host cannot read"
-    return None
+            return True
+    return bool(unreadable)
 
 
 def empty(folder: Path) -> None:

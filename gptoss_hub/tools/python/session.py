@@ -52,6 +52,14 @@ class _BrokenReply(Exception):
     """What came from the kernel's reply pipe is no reply it sends: code in a cell wrote there."""
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the kernel's process group (the sandbox and all it started) unless the kernel was reaped: then its
+    number may belong to another process group already."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # ended between the two calls
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 @dataclass(frozen=True)
 class PythonResult:
     """What one call produced: the output a notebook shows, and how the call ended."""
@@ -141,10 +149,11 @@ class PythonSession:
         #: Under root, the unprivileged user the kernel becomes (its own, so the process limit is its own).
         self._uid = random.randint(100_000, 999_999) if self._as_root else None
         self.data_dir = Path(tempfile.mkdtemp(prefix="gptoss-hub-python-"))
-        self._files = list(files or ())
+        self._files = [Path(file) for file in files or ()]
         if self._uid is not None:
             os.chown(self.data_dir, self._uid, self._uid)
-        self._refill_drive()
+        for file in self._files:
+            self._place(file)  # a file that is not there is the caller's error
         self._process: subprocess.Popen[bytes] | None = None
         self._requests = self._replies = -1
         self._lock = threading.Lock()
@@ -199,9 +208,7 @@ class PythonSession:
         self._requests = self._replies = -1
         if process is None:
             return ""
-        if process.poll() is None:  # once reaped, its number may belong to another process group already
-            with contextlib.suppress(ProcessLookupError):  # ended between the two calls
-                os.killpg(process.pid, signal.SIGKILL)
+        _kill_group(process)
         process.wait()
         assert process.stderr is not None
         return process.stderr.read().decode("utf-8", "replace").strip()
@@ -289,17 +296,22 @@ class PythonSession:
             return PythonResult(output=str(reply.get("output", "")), cut_bytes=cut if isinstance(cut, int) else 0)
 
     def _check_drive(self) -> None:
-        if over_limit(self.data_dir, self.limits.data_bytes, self.limits.data_entries) is not None:
+        if over_limit(self.data_dir, self.limits.data_bytes, self.limits.data_entries):
             raise _DriveFull
 
+    def _place(self, file: Path) -> None:
+        """Copy `file` into `/mnt/data`, owned by the kernel's user."""
+        target = self.data_dir / file.name
+        shutil.copy(file, target)
+        if self._uid is not None:
+            os.chown(target, self._uid, self._uid)
+
     def _refill_drive(self) -> None:
-        """`/mnt/data` holding only the files the session was given."""
+        """`/mnt/data` holding only the files the session was given (those still on the host)."""
         empty(self.data_dir)
         for file in self._files:
-            if Path(file).is_file():
-                shutil.copy(file, self.data_dir / Path(file).name)
-                if self._uid is not None:
-                    os.chown(self.data_dir / Path(file).name, self._uid, self._uid)
+            if file.is_file():
+                self._place(file)
 
     def restart(self) -> None:
         """Forget every name defined so far: the next call starts a fresh kernel (`/mnt/data` is kept)."""
@@ -318,9 +330,8 @@ class PythonSession:
         # Killed before taking the lock, which a running call holds until its reply or its timeout: a
         # server freeing an idle or evicted session must not wait two minutes for a cell to finish.
         process = self._process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        if process is not None:
+            _kill_group(process)
         with self._lock:
             self._stop()
             shutil.rmtree(self.data_dir, ignore_errors=True)
